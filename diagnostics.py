@@ -1,0 +1,245 @@
+"""Step 5, diagnostics: predictions, data summary, missing data, timings and dependency status.
+
+:func:`run_diagnostics` gathers them into one snapshot (JSON, with a timestamp and the deployed version),
+saves it as ``diagnostics.json`` in ``output_model_path`` and in the records store, so the API and reports
+serve the latest run without re-running ingestion, training or pip.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from datafiles import FINAL_DATA_NAME
+from deployment import DeployedModel, load_deployed_model
+from ingestion import FEATURES, check_schema
+from modelfiles import installed_version
+from plumbing import UserFacingError, atomic_write_text, make_parser, run_script, utc_now
+from records import RecordsStore
+from scoring import read_test_data
+from settings import CODE_DIR, Settings
+
+log = logging.getLogger("diagnostics")
+
+SNAPSHOT_NAME = "diagnostics.json"
+TIMED_STEPS = ("ingestion", "training")
+STEP_TIMEOUT_SECONDS = 900
+REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+# --- predictions ---
+
+
+def predict_frame(frame: pd.DataFrame, deployed: DeployedModel) -> pd.DataFrame:
+    """Class and attrition probability per row of ``frame`` (schema-checked; ``exited`` is optional)."""
+    clean = check_schema(frame, require_target=False, require_id=False)
+    features = clean[list(FEATURES)]
+    return pd.DataFrame(
+        {
+            "prediction": deployed.model.predict(features).astype(int),
+            "probability": deployed.model.predict_proba(features)[:, 1],
+        }
+    )
+
+
+def model_predictions(frame: pd.DataFrame, settings: Settings, deployed: DeployedModel | None = None) -> list[int]:
+    """Predictions of the deployed model, one per row of ``frame``."""
+    deployed = deployed or load_deployed_model(settings)
+    return predict_frame(frame, deployed)["prediction"].tolist()
+
+
+# --- the ingested data ---
+
+
+def _final_data(settings: Settings) -> pd.DataFrame:
+    path = settings.output_folder_path / FINAL_DATA_NAME
+    if not path.exists():
+        raise UserFacingError(f"{path} does not exist; run ingestion.py first")
+    return pd.read_csv(path)
+
+
+def _plain(value: float) -> float | None:
+    """A float fit for JSON (NaN becomes null)."""
+    return None if pd.isna(value) else float(value)
+
+
+def dataframe_summary(settings: Settings, frame: pd.DataFrame | None = None) -> dict[str, dict[str, float | None]]:
+    """Mean, median and standard deviation of each numeric column of ``finaldata.csv``."""
+    frame = _final_data(settings) if frame is None else frame
+    numeric = frame.select_dtypes(include="number")
+    return {
+        column: {
+            "mean": _plain(numeric[column].mean()),
+            "median": _plain(numeric[column].median()),
+            "std": _plain(numeric[column].std()),
+        }
+        for column in numeric.columns
+    }
+
+
+def missing_data(settings: Settings, frame: pd.DataFrame | None = None) -> dict[str, float]:
+    """Percent of missing values in each column of ``finaldata.csv``."""
+    frame = _final_data(settings) if frame is None else frame
+    if frame.empty:
+        return {column: 0.0 for column in frame.columns}
+    return {column: float(frame[column].isna().mean() * 100) for column in frame.columns}
+
+
+# --- timings ---
+
+
+def _scratch_config(settings: Settings, scratch: Path) -> Path:
+    """A copy of the config whose outputs all go to ``scratch``, so timing a step changes nothing real."""
+    config = {
+        **settings.raw,
+        "input_folder_path": str(settings.input_folder_path),
+        "test_data_path": str(settings.test_data_path),
+        "output_folder_path": str(scratch / "ingesteddata"),
+        "output_model_path": str(scratch / "models"),
+        "prod_deployment_path": str(scratch / "production_deployment"),
+        "records_db_path": str(scratch / "records.sqlite"),
+        "log_folder_path": str(scratch / "logs"),
+    }
+    path = scratch / "config.json"
+    path.write_text(json.dumps(config), encoding="utf-8")
+    return path
+
+
+def execution_time(settings: Settings) -> dict[str, float | None]:
+    """Seconds taken by ``ingestion.py`` and ``training.py``, each run as its own process on a scratch copy.
+
+    A step that fails gets None (and a warning); nothing outside the scratch folder is written.
+    """
+    timings: dict[str, float | None] = {}
+    with tempfile.TemporaryDirectory(prefix="risk-timing-") as scratch:
+        config = _scratch_config(settings, Path(scratch))
+        for step in TIMED_STEPS:
+            command = [sys.executable, str(CODE_DIR / f"{step}.py"), "--config", str(config), "--quiet"]
+            started = time.perf_counter()
+            result = subprocess.run(command, capture_output=True, text=True, timeout=STEP_TIMEOUT_SECONDS)
+            elapsed = time.perf_counter() - started
+            if result.returncode != 0:
+                log.warning("timing %s.py failed (exit %d): %s", step, result.returncode, result.stderr.strip()[-500:])
+                timings[f"{step}_seconds"] = None
+            else:
+                timings[f"{step}_seconds"] = round(elapsed, 4)
+    return timings
+
+
+# --- dependencies ---
+
+
+def requirement_names(requirements: Path) -> list[str]:
+    """Package names listed in a requirements file (options, comments and blank lines skipped)."""
+    names = []
+    for line in requirements.read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        match = REQUIREMENT_NAME.match(line)
+        if line and not line.startswith("-") and match:
+            names.append(match.group(1))
+    return names
+
+
+def latest_version(package: str, index_url: str, timeout: float) -> str:
+    """The newest release on the package index, or ``unknown`` if it cannot be asked within ``timeout``."""
+    url = f"{index_url.rstrip('/')}/{package}/json"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return str(json.load(response)["info"]["version"])
+    except (OSError, ValueError, KeyError, urllib.error.URLError) as err:
+        log.debug("cannot ask %s for %s: %s", url, package, err)
+        return "unknown"
+
+
+def _status(installed: str | None, latest: str) -> str:
+    if installed is None:
+        return "not installed"
+    if latest == "unknown":
+        return "unknown"
+    return "up to date" if installed == latest else "outdated"
+
+
+def outdated_packages_list(settings: Settings) -> list[dict[str, str | None]]:
+    """Package, installed and latest version for each line of requirements.txt; ``unknown`` when offline."""
+    path = settings.requirements_path
+    if not path.exists():
+        log.warning("%s does not exist; no dependency status", path)
+        return []
+    names = requirement_names(path)
+    timeout = settings.dependency_check_timeout_seconds
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(names)))) as pool:
+        latest = list(pool.map(lambda name: latest_version(name, settings.package_index_url, timeout), names))
+    rows = []
+    for name, newest in zip(names, latest):
+        installed = installed_version(name)
+        rows.append({"package": name, "installed": installed, "latest": newest, "status": _status(installed, newest)})
+    return rows
+
+
+# --- the snapshot ---
+
+
+def _test_predictions(settings: Settings, deployed: DeployedModel) -> dict[str, Any]:
+    test = read_test_data(settings)
+    predictions = np.asarray(model_predictions(test, settings, deployed))
+    return {"rows": int(len(predictions)), "predicted_positive_rate": float(predictions.mean())}
+
+
+def run_diagnostics(settings: Settings, store: RecordsStore) -> dict[str, Any]:
+    """Run every diagnostic once; save the snapshot to ``diagnostics.json`` and the store; return it."""
+    frame = _final_data(settings)
+    try:
+        deployed: DeployedModel | None = load_deployed_model(settings)
+    except UserFacingError as err:
+        log.warning("diagnostics without a deployed model: %s", err)
+        deployed = None
+    snapshot = {
+        "timestamp": utc_now(),
+        "model_version": deployed.version if deployed else None,
+        "model_sha256": deployed.sha256 if deployed else None,
+        "data_rows": int(len(frame)),
+        "summary_statistics": dataframe_summary(settings, frame),
+        "missing_data_percent": missing_data(settings, frame),
+        "execution_time_seconds": execution_time(settings),
+        "dependencies": outdated_packages_list(settings),
+        "test_predictions": _test_predictions(settings, deployed) if deployed else None,
+    }
+    atomic_write_text(settings.output_model_path / SNAPSHOT_NAME, json.dumps(snapshot, indent=2) + "\n")
+    store.record_diagnostics(snapshot)
+    outdated = sum(row["status"] == "outdated" for row in snapshot["dependencies"])
+    log.info(
+        "diagnostics saved to %s: %d rows, timings %s, %d outdated package(s)",
+        settings.output_model_path / SNAPSHOT_NAME, len(frame), snapshot["execution_time_seconds"], outdated,
+    )
+    return snapshot
+
+
+def main() -> None:
+    parser = make_parser("Run the diagnostics and save them as diagnostics.json (and in the records store).")
+    args = parser.parse_args()
+
+    def step(settings: Settings) -> int:
+        with RecordsStore(settings.records_db_path) as store:
+            snapshot = run_diagnostics(settings, store)
+        json.dump(snapshot, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+
+    raise SystemExit(run_script(args, step))
+
+
+if __name__ == "__main__":
+    main()

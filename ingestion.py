@@ -1,0 +1,305 @@
+"""Step 1, ingestion: merge every data file in the input folder into ``finaldata.csv``.
+
+Each file (CSV, or JSON records) is checked against the schema; a bad file is rejected with a message
+naming the file and the problem while every good file is still ingested. Whole duplicate rows are dropped,
+``finaldata.csv`` and the course's ``ingestedfiles.txt`` are written to the output folder, and a record per
+file (name, location, sha256, rows read/kept, duplicates dropped, accepted/rejected and why) goes to the
+records store. Source files are only ever read. A file rejected before is skipped until its content changes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from datafiles import DATA_SUFFIXES, FINAL_DATA_NAME, INGESTED_FILES_NAME, DataFile, scan_folder
+from plumbing import UserFacingError, atomic_write, atomic_write_text, make_parser, run_script
+from records import IngestionRecord, RecordsStore
+from settings import Settings
+
+log = logging.getLogger("ingestion")
+
+ID_COLUMN = "corporation"
+FEATURES = ("lastmonth_activity", "lastyear_activity", "number_of_employees")
+TARGET = "exited"
+COLUMNS = (ID_COLUMN, *FEATURES, TARGET)
+SEPARATOR_HINTS = {";": "semicolons", "\t": "tabs", "|": "pipes"}
+
+
+class DataFileError(ValueError):
+    """A data file or payload does not meet the schema; the message says what is wrong and how to fix it."""
+
+
+@dataclass
+class IngestionResult:
+    """The merged data, which file each kept row came from, and the per-file records."""
+
+    data: pd.DataFrame
+    source: pd.Series
+    records: list[IngestionRecord]
+
+    @property
+    def accepted(self) -> list[str]:
+        return [r.file_name for r in self.records if r.status == "accepted"]
+
+    @property
+    def rejected(self) -> list[IngestionRecord]:
+        return [r for r in self.records if r.status == "rejected"]
+
+    def rows_from(self, file_names: set[str]) -> pd.DataFrame:
+        """The kept rows that came from the given files (e.g. the new batch)."""
+        return self.data[self.source.isin(file_names).to_numpy()]
+
+
+# --- the data contract ---
+
+
+def _row_label(position: int) -> str:
+    """Human row label for a 0-based data row: the line in the file (line 1 is the header)."""
+    return f"line {position + 2}"
+
+
+def _shown(value: object) -> str:
+    """A cell value as the user wrote it, quoted ('abc', '2'), or 'an empty cell'."""
+    if pd.isna(value):
+        return "an empty cell"
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
+def _numeric_column(frame: pd.DataFrame, column: str) -> pd.Series:
+    """The column as numbers; empty cells stay missing; any other non-number raises DataFileError."""
+    values = frame[column]
+    if pd.api.types.is_bool_dtype(values):
+        raise DataFileError(f"has true/false values in column {column!r}; {column} must be a number")
+    numbers = values if pd.api.types.is_numeric_dtype(values) else pd.to_numeric(values, errors="coerce")
+    bad = (numbers.isna() & values.notna()) | np.isinf(numbers.astype("float64"))
+    if bad.any():
+        position = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataFileError(
+            f"has a non-numeric value {_shown(values.iloc[position])} in column {column!r} at "
+            f"{_row_label(position)}; {column} must be a number"
+        )
+    return numbers
+
+
+def _target_column(frame: pd.DataFrame) -> pd.Series:
+    """The ``exited`` column as integers; anything but 0 or 1 (or a missing value) raises DataFileError."""
+    values = _numeric_column(frame, TARGET)
+    bad = ~values.isin([0, 1])
+    if bad.any():
+        position = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataFileError(
+            f"has {_shown(frame[TARGET].iloc[position])} in column {TARGET!r} at {_row_label(position)}; "
+            f"{TARGET} must be 0 (stayed) or 1 (exited)"
+        )
+    return values.astype("int64")
+
+
+def _column_problem(columns: list[str], expected: list[str]) -> str | None:
+    missing = [c for c in expected if c not in columns]
+    extra = [c for c in columns if c not in expected]
+    if len(columns) == 1 and missing:
+        for separator, name in SEPARATOR_HINTS.items():
+            if separator in columns[0]:
+                return (
+                    f"is not comma-separated (its header uses {name}: {columns[0][:80]!r}); "
+                    f"save it with commas between the columns {', '.join(expected)}"
+                )
+    if missing:
+        return (
+            f"is missing column(s) {', '.join(missing)} (found: {', '.join(map(str, columns)) or 'none'}); "
+            f"expected {', '.join(expected)}"
+        )
+    if extra:
+        return f"has unexpected column(s) {', '.join(map(str, extra))}; expected exactly {', '.join(expected)}"
+    if len(set(columns)) != len(columns):
+        return "repeats a column name; each of " + ", ".join(expected) + " must appear once"
+    return None
+
+
+def check_schema(frame: pd.DataFrame, require_target: bool = True, require_id: bool = True) -> pd.DataFrame:
+    """Validate a frame against the schema and return it with clean column order and dtypes.
+
+    Raises DataFileError naming the column (and row) at fault. Without ``require_id`` the ``corporation``
+    column is optional; without ``require_target`` the ``exited`` column is optional.
+    """
+    frame = frame.rename(columns=lambda c: str(c).strip())
+    columns = list(frame.columns)
+    expected = [c for c in COLUMNS if (c != TARGET or require_target) and (c != ID_COLUMN or require_id)]
+    optional = [c for c in (ID_COLUMN, TARGET) if c not in expected and c in columns]
+    problem = _column_problem([c for c in columns if c not in optional], expected)
+    if problem:
+        raise DataFileError(problem)
+    if frame.empty:
+        raise DataFileError("has a header but no data rows; add rows or remove the file")
+    clean = {}
+    if ID_COLUMN in columns:
+        clean[ID_COLUMN] = frame[ID_COLUMN].astype("string").str.strip()
+    for column in FEATURES:
+        clean[column] = _numeric_column(frame, column)
+    if TARGET in columns:
+        clean[TARGET] = _target_column(frame)
+    return pd.DataFrame(clean, index=pd.RangeIndex(len(frame)))
+
+
+def _decode(raw: bytes) -> str:
+    if not raw.strip():
+        raise DataFileError("is empty; it needs a header line and data rows")
+    if b"\x00" in raw:
+        raise DataFileError("is not a text file (it holds binary data); save the data as a comma-separated CSV")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise DataFileError(
+            f"has bytes that are not UTF-8 text (byte {err.start}: {raw[err.start:err.start + 1]!r}); "
+            "re-save it as UTF-8"
+        ) from None
+
+
+def parse_csv_text(text: str) -> pd.DataFrame:
+    """Parse CSV text into a raw frame (no schema check); DataFileError if it is not CSV."""
+    try:
+        return pd.read_csv(io.StringIO(text), skipinitialspace=True)
+    except pd.errors.EmptyDataError:
+        raise DataFileError("is empty; it needs a header line and data rows") from None
+    except (pd.errors.ParserError, ValueError) as err:
+        detail = str(err).strip().splitlines()[-1]
+        raise DataFileError(f"is not a valid CSV ({detail}); check the number of commas on each line") from None
+
+
+def parse_json_records(text: str) -> pd.DataFrame:
+    """Parse JSON records (a list of objects) into a raw frame (no schema check)."""
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DataFileError(f"is not valid JSON (line {err.lineno} column {err.colno}: {err.msg})") from None
+    if not isinstance(payload, list) or not all(isinstance(row, dict) for row in payload):
+        raise DataFileError('must hold JSON records: a list of objects such as [{"corporation": "abcd", ...}]')
+    if not payload:
+        raise DataFileError("holds no records; add rows or remove the file")
+    return pd.DataFrame.from_records(payload)
+
+
+def read_data_file(path: Path) -> pd.DataFrame:
+    """Read and validate one data file; DataFileError says what is wrong (the caller names the file)."""
+    suffix = path.suffix.lower()
+    if suffix not in DATA_SUFFIXES:
+        raise DataFileError(
+            f"has an unsupported type {suffix or '(no extension)'!r}; save the data as .csv (comma-separated) "
+            "or .json (records)"
+        )
+    text = _decode(path.read_bytes())
+    frame = parse_json_records(text) if suffix == ".json" else parse_csv_text(text)
+    return check_schema(frame)
+
+
+# --- merging ---
+
+
+def _record(file: DataFile, status: str, **fields: object) -> IngestionRecord:
+    return IngestionRecord(
+        file_name=file.name,
+        location=str(file.path.resolve()),
+        sha256=file.sha256,
+        size_bytes=file.size_bytes,
+        mtime_ns=file.mtime_ns,
+        status=status,
+        **fields,
+    )
+
+
+def _read_accepted(
+    files: list[DataFile], store: RecordsStore
+) -> tuple[list[pd.DataFrame], list[DataFile], list[IngestionRecord]]:
+    """Read every file, skipping known-bad ones; returns good frames, their files, and rejection records."""
+    frames, good, rejected = [], [], []
+    for file in files:
+        earlier = store.rejection_reason(file.name, file.sha256)
+        if earlier:
+            log.info("skipped %s: rejected before and unchanged (%s)", file.path, earlier)
+            continue
+        try:
+            frames.append(read_data_file(file.path))
+            good.append(file)
+        except DataFileError as err:
+            log.warning("rejected %s: %s %s", file.path, file.name, err)
+            rejected.append(_record(file, "rejected", reason=f"{file.name} {err}"))
+        except OSError as err:
+            log.warning("rejected %s: cannot read it (%s)", file.path, err.strerror)
+            rejected.append(_record(file, "rejected", reason=f"{file.name} cannot be read: {err.strerror}"))
+    return frames, good, rejected
+
+
+def merge_frames(frames: list[pd.DataFrame], names: list[str]) -> tuple[pd.DataFrame, pd.Series, np.ndarray]:
+    """Concatenate once, drop whole-row duplicates (first occurrence wins, files in name order).
+
+    Returns the merged frame, each kept row's source file, and per-file counts of dropped duplicates.
+    """
+    lengths = np.array([len(f) for f in frames], dtype=np.int64)
+    combined = pd.concat(frames, ignore_index=True)
+    codes = np.repeat(np.arange(len(frames)), lengths)
+    duplicated = combined.duplicated().to_numpy()
+    dropped = np.bincount(codes[duplicated], minlength=len(frames))
+    keep = ~duplicated
+    source = pd.Series(pd.Categorical.from_codes(codes[keep], categories=names))
+    return combined[keep].reset_index(drop=True), source, dropped
+
+
+def write_outputs(settings: Settings, data: pd.DataFrame, accepted: list[str]) -> None:
+    """Write ``finaldata.csv`` and ``ingestedfiles.txt`` atomically."""
+    out = settings.output_folder_path
+    atomic_write(out / FINAL_DATA_NAME, lambda tmp: data.to_csv(tmp, index=False))
+    atomic_write_text(out / INGESTED_FILES_NAME, "".join(f"{name}\n" for name in accepted))
+
+
+def merge_multiple_dataframe(settings: Settings, store: RecordsStore, run_id: int | None = None) -> IngestionResult:
+    """Ingest every data file in the input folder; write the outputs and one record per file.
+
+    Raises UserFacingError (after recording any rejections) when no file holds valid data.
+    """
+    folder = settings.input_folder_path
+    files = scan_folder(folder, store)
+    frames, good, rejected = _read_accepted(files, store)
+    if not frames:
+        store.record_ingestions(rejected, run_id)
+        raise UserFacingError(
+            f"no valid data files in {folder} ({len(files)} file(s) there, {len(rejected)} rejected now); "
+            "add CSV files with columns " + ", ".join(COLUMNS)
+        )
+    names = [f.name for f in good]
+    data, source, dropped = merge_frames(frames, names)
+    kept = source.value_counts().reindex(names, fill_value=0)
+    accepted = [
+        _record(f, "accepted", rows_read=len(frame), rows_kept=int(kept[f.name]), duplicates_dropped=int(d))
+        for f, frame, d in zip(good, frames, dropped)
+    ]
+    write_outputs(settings, data, names)
+    records = sorted(accepted + rejected, key=lambda r: r.file_name)
+    store.record_ingestions(records, run_id)
+    log.info(
+        "ingested %d file(s) from %s: %d rows kept, %d duplicate(s) dropped, %d file(s) rejected",
+        len(good), folder, len(data), int(dropped.sum()), len(rejected),
+    )
+    return IngestionResult(data=data, source=source, records=records)
+
+
+def main() -> None:
+    parser = make_parser("Merge the data files of the input folder into finaldata.csv and record each file.")
+    args = parser.parse_args()
+
+    def step(settings: Settings) -> int:
+        with RecordsStore(settings.records_db_path) as store:
+            merge_multiple_dataframe(settings, store)
+        return 0
+
+    raise SystemExit(run_script(args, step))
+
+
+if __name__ == "__main__":
+    main()

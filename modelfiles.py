@@ -1,0 +1,124 @@
+"""The files of a model folder: ``trainedmodel.pkl``, its ``trainedmodel.json`` and ``latestscore.txt``.
+
+One place saves and loads them, for ``output_model_path`` and for every deployed version alike. A pickle is
+only unpickled after its bytes match the sha256 recorded in the metadata, and a model trained with another
+scikit-learn version is flagged. Standard library only (scikit-learn is imported by unpickling, when needed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from plumbing import UserFacingError, atomic_write_bytes, atomic_write_text
+
+log = logging.getLogger("modelfiles")
+
+MODEL_NAME = "trainedmodel.pkl"
+METADATA_NAME = "trainedmodel.json"
+SCORE_NAME = "latestscore.txt"
+
+
+class ModelIntegrityError(UserFacingError):
+    """A model file is missing or does not match the sha256 recorded for it; it was not unpickled."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model loaded from a folder, with its metadata."""
+
+    model: Any
+    metadata: dict[str, Any]
+    folder: Path
+
+    @property
+    def sha256(self) -> str:
+        return self.metadata["model_sha256"]
+
+    @property
+    def sklearn_mismatch(self) -> bool:
+        """True when the installed scikit-learn differs from the one the model was trained with."""
+        return self.metadata.get("sklearn_version") != installed_version("scikit-learn")
+
+
+def installed_version(package: str) -> str | None:
+    """The installed version of a distribution, or None if it is not installed."""
+    from importlib import metadata as package_metadata  # slow to import; the cron tick never needs it
+
+    try:
+        return package_metadata.version(package)
+    except package_metadata.PackageNotFoundError:
+        return None
+
+
+def save_model(model: Any, metadata: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """Write the pickle, then its metadata carrying the pickle's sha256; both atomically."""
+    data = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+    atomic_write_bytes(folder / MODEL_NAME, data)
+    metadata = {**metadata, "model_file": MODEL_NAME, "model_sha256": hashlib.sha256(data).hexdigest()}
+    atomic_write_text(folder / METADATA_NAME, json.dumps(metadata, indent=2) + "\n")
+    return metadata
+
+
+def read_metadata(folder: Path) -> dict[str, Any]:
+    """The ``trainedmodel.json`` of a model folder; UserFacingError if it is missing or unreadable."""
+    path = folder / METADATA_NAME
+    try:
+        metadata = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserFacingError(f"no trained model in {folder} ({METADATA_NAME} is missing); run training.py") from None
+    except json.JSONDecodeError as err:
+        raise UserFacingError(f"{path} is not valid JSON ({err.msg}); retrain with training.py") from None
+    if not isinstance(metadata, dict) or "model_sha256" not in metadata:
+        raise UserFacingError(f"{path} does not record the model's sha256; retrain with training.py")
+    return metadata
+
+
+def load_verified_pickle(path: Path, expected_sha256: str) -> Any:
+    """Unpickle ``path`` only if its bytes hash to ``expected_sha256`` (the same bytes are hashed and loaded)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ModelIntegrityError(f"model file {path} does not exist") from None
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != expected_sha256:
+        raise ModelIntegrityError(
+            f"model file {path} has sha256 {actual[:12]}..., but {expected_sha256[:12]}... was recorded; "
+            "refusing to unpickle it (retrain with training.py or roll back with deployment.py --rollback)"
+        )
+    return pickle.loads(data)
+
+
+def load_model(folder: Path) -> LoadedModel:
+    """Load the model in ``folder`` after verifying its sha256; warn if scikit-learn's version changed."""
+    metadata = read_metadata(folder)
+    model = load_verified_pickle(folder / metadata.get("model_file", MODEL_NAME), metadata["model_sha256"])
+    loaded = LoadedModel(model=model, metadata=metadata, folder=folder)
+    if loaded.sklearn_mismatch:
+        log.warning(
+            "model in %s was trained with scikit-learn %s but %s is installed; retrain to be safe",
+            folder, metadata.get("sklearn_version"), installed_version("scikit-learn"),
+        )
+    return loaded
+
+
+def write_score(folder: Path, f1: float) -> Path:
+    """Write ``latestscore.txt``: the F1 score alone, as the course reads it."""
+    return atomic_write_text(folder / SCORE_NAME, f"{f1}\n")
+
+
+def read_score(path: Path) -> float:
+    """Parse a ``latestscore.txt`` (the course's bare number; ``f1 = 0.5`` style is accepted too)."""
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise UserFacingError(f"{path} does not exist; run scoring.py") from None
+    try:
+        return float(text.replace("=", " ").replace(":", " ").split()[-1])
+    except (ValueError, IndexError):
+        raise UserFacingError(f"{path} does not hold an F1 score (found {text[:40]!r}); run scoring.py") from None

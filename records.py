@@ -1,0 +1,359 @@
+"""The records store: one SQLite database holding the history of every run.
+
+Ingestions (per file), scores, drift decisions, deployments and diagnostics runs are rows here; the
+course's text artifacts are still written beside it. The schema is versioned with ``PRAGMA user_version``
+and migrated forward on open; WAL mode lets readers (the API) work while the cron run writes. Every
+public write is one transaction, so a run killed mid-write leaves no half record.
+
+Standard library only: the cron tick reads it to decide whether there is anything new.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+from plumbing import utc_now
+
+BUSY_TIMEOUT_MS = 10_000
+
+# Each entry migrates the schema from version i to i + 1. Append, never edit a released entry.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        command TEXT NOT NULL,
+        outcome TEXT,
+        summary TEXT
+    );
+    CREATE TABLE ingestions (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER REFERENCES runs(id),
+        ingested_at TEXT NOT NULL,
+        file_name TEXT NOT NULL,
+        location TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        size_bytes INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('accepted', 'rejected')),
+        reason TEXT,
+        rows_read INTEGER NOT NULL DEFAULT 0,
+        rows_kept INTEGER NOT NULL DEFAULT 0,
+        duplicates_dropped INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX ingestions_by_file ON ingestions (file_name, sha256);
+    CREATE INDEX ingestions_by_stat ON ingestions (location, size_bytes, mtime_ns);
+    CREATE TABLE checked_files (
+        file_name TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        checked_at TEXT NOT NULL,
+        run_id INTEGER REFERENCES runs(id),
+        PRIMARY KEY (file_name, sha256)
+    );
+    CREATE TABLE scores (
+        id INTEGER PRIMARY KEY,
+        scored_at TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('test', 'batch')),
+        f1 REAL NOT NULL,
+        rows INTEGER NOT NULL,
+        data_path TEXT NOT NULL,
+        model_sha256 TEXT,
+        model_version TEXT
+    );
+    CREATE TABLE drift_checks (
+        id INTEGER PRIMARY KEY,
+        checked_at TEXT NOT NULL,
+        test TEXT NOT NULL,
+        deployed_version TEXT,
+        deployed_score REAL,
+        new_score REAL NOT NULL,
+        threshold REAL,
+        history_size INTEGER NOT NULL,
+        drift INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        files TEXT NOT NULL
+    );
+    CREATE TABLE deployments (
+        id INTEGER PRIMARY KEY,
+        deployed_at TEXT NOT NULL,
+        action TEXT NOT NULL CHECK (action IN ('deploy', 'rollback')),
+        version TEXT NOT NULL,
+        previous_version TEXT,
+        f1 REAL,
+        model_sha256 TEXT
+    );
+    CREATE TABLE diagnostics_runs (
+        id INTEGER PRIMARY KEY,
+        run_at TEXT NOT NULL,
+        model_version TEXT,
+        snapshot TEXT NOT NULL
+    );
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+@dataclass(frozen=True)
+class IngestionRecord:
+    """What happened to one input file in one ingestion."""
+
+    file_name: str
+    location: str
+    sha256: str
+    size_bytes: int
+    mtime_ns: int
+    status: str
+    reason: str | None = None
+    rows_read: int = 0
+    rows_kept: int = 0
+    duplicates_dropped: int = 0
+
+
+class RecordsStore:
+    """The SQLite records store at one path; open it, use it, ``close()`` it (or use ``with``)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        self._conn.execute("PRAGMA synchronous = NORMAL")
+        self._conn.execute("PRAGMA foreign_keys = ON")
+        self.migrate()
+
+    def __enter__(self) -> RecordsStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._conn.close()
+
+    # --- schema ---
+
+    @property
+    def schema_version(self) -> int:
+        return self._conn.execute("PRAGMA user_version").fetchone()[0]
+
+    def migrate(self) -> None:
+        """Bring the schema up to SCHEMA_VERSION, one transaction per step."""
+        current = self.schema_version
+        if current > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"{self.path} has schema version {current}, newer than this code ({SCHEMA_VERSION}); upgrade the code"
+            )
+        for version in range(current, SCHEMA_VERSION):
+            with self.transaction() as conn:
+                if conn.execute("PRAGMA user_version").fetchone()[0] != version:
+                    continue  # another process migrated meanwhile
+                for statement in _split_sql(MIGRATIONS[version]):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {version + 1}")
+
+    # --- transactions ---
+
+    def transaction(self) -> _Transaction:
+        """``with store.transaction() as conn:`` runs statements in one IMMEDIATE transaction."""
+        return _Transaction(self._conn)
+
+    def _insert(self, table: str, row: dict[str, Any]) -> int:
+        with self.transaction() as conn:
+            return _insert(conn, table, row)
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        return [dict(row) for row in self._conn.execute(sql, params)]
+
+    # --- runs ---
+
+    def start_run(self, command: str) -> int:
+        return self._insert("runs", {"started_at": utc_now(), "command": command})
+
+    def finish_run(self, run_id: int, outcome: str, summary: str, checked: Iterable[tuple[str, str]] = ()) -> None:
+        """Close a run and, in the same transaction, mark its files as checked so later ticks skip them."""
+        now = utc_now()
+        with self.transaction() as conn:
+            conn.execute(
+                "UPDATE runs SET finished_at = ?, outcome = ?, summary = ? WHERE id = ?",
+                (now, outcome, summary, run_id),
+            )
+            conn.executemany(
+                "INSERT OR REPLACE INTO checked_files (file_name, sha256, checked_at, run_id) VALUES (?, ?, ?, ?)",
+                [(name, sha, now, run_id) for name, sha in checked],
+            )
+
+    def runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        return self._rows("SELECT * FROM runs ORDER BY id DESC LIMIT ?", (limit,))
+
+    # --- ingestion ---
+
+    def record_ingestions(self, records: Sequence[IngestionRecord], run_id: int | None = None) -> None:
+        """Write one ingestion's per-file records in a single transaction."""
+        now = utc_now()
+        rows = [{"run_id": run_id, "ingested_at": now, **record.__dict__} for record in records]
+        if not rows:
+            return
+        columns = list(rows[0])
+        sql = f"INSERT INTO ingestions ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
+        with self.transaction() as conn:
+            conn.executemany(sql, [tuple(row[c] for c in columns) for row in rows])
+
+    def ingestions(self, limit: int = 100) -> list[dict[str, Any]]:
+        return self._rows("SELECT * FROM ingestions ORDER BY id DESC LIMIT ?", (limit,))
+
+    def cached_sha256(self, location: str, size_bytes: int, mtime_ns: int) -> str | None:
+        """The sha256 recorded for a file with this location, size and mtime, if any (saves re-hashing)."""
+        row = self._conn.execute(
+            "SELECT sha256 FROM ingestions WHERE location = ? AND size_bytes = ? AND mtime_ns = ? "
+            "ORDER BY id DESC LIMIT 1",
+            (location, size_bytes, mtime_ns),
+        ).fetchone()
+        return row[0] if row else None
+
+    def rejection_reason(self, file_name: str, sha256: str) -> str | None:
+        """Why this exact file (name and content) was rejected before, or None if it never was."""
+        row = self._conn.execute(
+            "SELECT reason FROM ingestions WHERE file_name = ? AND sha256 = ? AND status = 'rejected' "
+            "ORDER BY id DESC LIMIT 1",
+            (file_name, sha256),
+        ).fetchone()
+        return row[0] if row else None
+
+    def checked_files(self) -> set[tuple[str, str]]:
+        """(name, sha256) of every file a completed run has already checked."""
+        return {(row[0], row[1]) for row in self._conn.execute("SELECT file_name, sha256 FROM checked_files")}
+
+    # --- scores ---
+
+    def record_score(
+        self,
+        kind: str,
+        f1: float,
+        rows: int,
+        data_path: str,
+        model_sha256: str | None = None,
+        model_version: str | None = None,
+    ) -> int:
+        return self._insert(
+            "scores",
+            {
+                "scored_at": utc_now(),
+                "kind": kind,
+                "f1": f1,
+                "rows": rows,
+                "data_path": data_path,
+                "model_sha256": model_sha256,
+                "model_version": model_version,
+            },
+        )
+
+    def score_history(self, limit: int) -> list[float]:
+        """The most recent ``limit`` F1 scores (test and batch), oldest first."""
+        rows = self._conn.execute("SELECT f1 FROM scores ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return [row[0] for row in reversed(rows)]
+
+    def latest_test_score(self) -> dict[str, Any] | None:
+        """The newest score of a trained model on the test data (what ``latestscore.txt`` should hold)."""
+        rows = self._rows("SELECT * FROM scores WHERE kind = 'test' ORDER BY id DESC LIMIT 1")
+        return rows[0] if rows else None
+
+    def scores(self, limit: int = 100) -> list[dict[str, Any]]:
+        return self._rows("SELECT * FROM scores ORDER BY id DESC LIMIT ?", (limit,))
+
+    # --- drift ---
+
+    def record_drift_check(self, decision: dict[str, Any]) -> int:
+        row = {"checked_at": utc_now(), **decision}
+        row["drift"] = int(bool(row["drift"]))
+        row["files"] = json.dumps(list(row.get("files", [])))
+        return self._insert("drift_checks", row)
+
+    def drift_checks(self, limit: int = 100) -> list[dict[str, Any]]:
+        rows = self._rows("SELECT * FROM drift_checks ORDER BY id DESC LIMIT ?", (limit,))
+        for row in rows:
+            row["drift"] = bool(row["drift"])
+            row["files"] = json.loads(row["files"])
+        return rows
+
+    # --- deployments ---
+
+    def record_deployment(
+        self,
+        action: str,
+        version: str,
+        previous_version: str | None,
+        f1: float | None,
+        model_sha256: str | None,
+    ) -> int:
+        return self._insert(
+            "deployments",
+            {
+                "deployed_at": utc_now(),
+                "action": action,
+                "version": version,
+                "previous_version": previous_version,
+                "f1": f1,
+                "model_sha256": model_sha256,
+            },
+        )
+
+    def deployed_versions(self) -> set[str]:
+        """Every version ever switched to by a deploy or rollback."""
+        return {row[0] for row in self._conn.execute("SELECT DISTINCT version FROM deployments")}
+
+    def deployments(self, limit: int = 100) -> list[dict[str, Any]]:
+        return self._rows("SELECT * FROM deployments ORDER BY id DESC LIMIT ?", (limit,))
+
+    # --- diagnostics ---
+
+    def record_diagnostics(self, snapshot: dict[str, Any]) -> int:
+        return self._insert(
+            "diagnostics_runs",
+            {
+                "run_at": snapshot["timestamp"],
+                "model_version": snapshot.get("model_version"),
+                "snapshot": json.dumps(snapshot),
+            },
+        )
+
+    def latest_diagnostics(self) -> dict[str, Any] | None:
+        row = self._conn.execute("SELECT snapshot FROM diagnostics_runs ORDER BY id DESC LIMIT 1").fetchone()
+        return json.loads(row[0]) if row else None
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE on enter; COMMIT on success, ROLLBACK on any exception."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._conn.execute("BEGIN IMMEDIATE")
+        return self._conn
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        self._conn.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _insert(conn: sqlite3.Connection, table: str, row: dict[str, Any]) -> int:
+    columns = list(row)
+    cursor = conn.execute(
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})",
+        tuple(row[c] for c in columns),
+    )
+    return int(cursor.lastrowid)
+
+
+def _split_sql(script: str) -> Iterator[str]:
+    """The statements of a migration script (our migrations hold no semicolons inside literals)."""
+    for statement in script.split(";"):
+        if statement.strip():
+            yield statement
+

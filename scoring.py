@@ -1,0 +1,65 @@
+"""Step 3, scoring: F1 of the trained model on the test data.
+
+Writes the course's one-number ``latestscore.txt`` to ``output_model_path`` and appends the score to the
+score history in the records store. :func:`f1_on_frame` is the one F1 computation, also used by the drift
+check on new batches.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pandas as pd
+from sklearn.metrics import f1_score
+
+from ingestion import FEATURES, TARGET, DataFileError, read_data_file
+from modelfiles import SCORE_NAME, load_model, write_score
+from plumbing import UserFacingError, make_parser, run_script
+from records import RecordsStore
+from settings import Settings
+
+log = logging.getLogger("scoring")
+
+def f1_on_frame(model: Any, frame: pd.DataFrame) -> float:
+    """F1 of ``model`` on a labelled frame (0.0 when there are no true or predicted positives)."""
+    predicted = model.predict(frame[list(FEATURES)])
+    return float(f1_score(frame[TARGET], predicted, zero_division=0))
+
+
+def read_test_data(settings: Settings) -> pd.DataFrame:
+    """The test CSV, schema-checked; UserFacingError naming the file otherwise."""
+    path = settings.test_data_file
+    try:
+        return read_data_file(path)
+    except FileNotFoundError:
+        raise UserFacingError(f"test data {path} does not exist; check test_data_path in the config") from None
+    except DataFileError as err:
+        raise UserFacingError(f"test data {path} {err}") from None
+
+
+def score_model(settings: Settings, store: RecordsStore) -> float:
+    """Score the model in ``output_model_path`` on the test data; write and record the F1."""
+    trained = load_model(settings.output_model_path)
+    test = read_test_data(settings)
+    f1 = f1_on_frame(trained.model, test)
+    write_score(settings.output_model_path, f1)
+    store.record_score("test", f1, len(test), str(settings.test_data_file), model_sha256=trained.sha256)
+    log.info("F1 on %s (%d rows): %.4f -> %s", settings.test_data_file, len(test), f1, SCORE_NAME)
+    return f1
+
+
+def main() -> None:
+    parser = make_parser("Score the trained model on the test data and write latestscore.txt.")
+    args = parser.parse_args()
+
+    def step(settings: Settings) -> int:
+        with RecordsStore(settings.records_db_path) as store:
+            score_model(settings, store)
+        return 0
+
+    raise SystemExit(run_script(args, step))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,246 @@
+"""Load and validate ``config.json``: the one place the configuration is read.
+
+Paths are resolved against the config file's folder (absolute paths are kept), defaults are filled in,
+unknown top-level keys are tolerated (course users carry extras such as ``url`` or ``api_port``), and a
+missing or wrong key raises :class:`ConfigError` naming the key and what it should be.
+
+Standard library only: the cron tick loads this before deciding whether there is any work to do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+CODE_DIR = Path(__file__).resolve().parent
+DEFAULT_CONFIG_NAME = "config.json"
+DRIFT_TESTS = ("raw", "parametric", "nonparametric")
+PENALTY_L1_RATIO = {"l2": 0.0, "l1": 1.0}
+
+
+class ConfigError(ValueError):
+    """The config file is missing, unreadable, or has a missing or invalid key."""
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    """Hyperparameters of the course's LogisticRegression."""
+
+    C: float = 1.0
+    penalty: str = "l2"
+    solver: str = "liblinear"
+    random_state: int | None = 0
+    max_iter: int = 100
+    tol: float = 1e-4
+
+    def as_sklearn_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for LogisticRegression; ``penalty`` (deprecated since 1.8) becomes ``l1_ratio``."""
+        return {
+            "C": self.C,
+            "l1_ratio": PENALTY_L1_RATIO[self.penalty],
+            "solver": self.solver,
+            "random_state": self.random_state,
+            "max_iter": self.max_iter,
+            "tol": self.tol,
+        }
+
+    def as_config(self) -> dict[str, Any]:
+        """The settings as written in config.json (recorded with each trained model)."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the scripts read from config, with paths already resolved."""
+
+    config_path: Path
+    input_folder_path: Path
+    output_folder_path: Path
+    test_data_path: Path
+    output_model_path: Path
+    prod_deployment_path: Path
+    records_db_path: Path
+    log_folder_path: Path
+    requirements_path: Path
+    model: ModelParams = field(default_factory=ModelParams)
+    drift_test: str = "raw"
+    drift_history_size: int = 20
+    api_url: str = "http://127.0.0.1:8000/"
+    api_timeout_seconds: float = 5.0
+    package_index_url: str = "https://pypi.org/pypi"
+    dependency_check_timeout_seconds: float = 3.0
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def project_dir(self) -> Path:
+        """The folder holding the config file; relative paths start here."""
+        return self.config_path.parent
+
+    @property
+    def test_data_file(self) -> Path:
+        """The test CSV: ``test_data_path`` itself, or ``testdata.csv`` inside it when it is a folder."""
+        if self.test_data_path.suffix.lower() == ".csv":
+            return self.test_data_path
+        return self.test_data_path / "testdata.csv"
+
+    @property
+    def lock_path(self) -> Path:
+        """The run lock shared by every script that writes pipeline state."""
+        return self.prod_deployment_path / ".run.lock"
+
+
+# --- key checkers: each returns the cleaned value or raises ValueError with what was expected ---
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("must be a non-empty string")
+    return value
+
+
+def _positive_number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ValueError("must be a number greater than 0")
+    return float(value)
+
+
+def _positive_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError("must be a whole number greater than 0")
+    return value
+
+
+def _optional_int(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("must be a whole number or null")
+    return value
+
+
+def _one_of(*choices: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return value
+
+    return check
+
+
+def _http_url(value: Any) -> str:
+    text = _text(value)
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http(s) URL such as http://127.0.0.1:8000/")
+    return text if text.endswith("/") else text + "/"
+
+
+MODEL_KEYS: dict[str, Callable[[Any], Any]] = {
+    "C": _positive_number,
+    "penalty": _one_of(*PENALTY_L1_RATIO),
+    "solver": _one_of("liblinear", "lbfgs", "newton-cg", "newton-cholesky", "sag", "saga"),
+    "random_state": _optional_int,
+    "max_iter": _positive_int,
+    "tol": _positive_number,
+}
+
+
+def _check(config_path: Path, key: str, value: Any, checker: Callable[[Any], Any]) -> Any:
+    try:
+        return checker(value)
+    except ValueError as err:
+        raise ConfigError(f"{config_path}: key {key!r} {err} (got {value!r})") from None
+
+
+def _model_params(config_path: Path, value: Any) -> ModelParams:
+    if value is None:
+        return ModelParams()
+    if not isinstance(value, dict):
+        raise ConfigError(f"{config_path}: key 'model' must be an object of LogisticRegression settings")
+    unknown = sorted(set(value) - set(MODEL_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"{config_path}: key 'model.{unknown[0]}' is not a supported setting; "
+            f"use {', '.join(MODEL_KEYS)}"
+        )
+    cleaned = {k: _check(config_path, f"model.{k}", v, MODEL_KEYS[k]) for k, v in value.items()}
+    return ModelParams(**cleaned)
+
+
+REQUIRED_PATH_KEYS = {
+    "input_folder_path": "the folder new data files arrive in, e.g. \"sourcedata\"",
+    "output_folder_path": "the folder ingested data is written to, e.g. \"ingesteddata\"",
+    "test_data_path": "the folder holding testdata.csv, e.g. \"testdata\"",
+    "output_model_path": "the folder for the trained model and its reports, e.g. \"models\"",
+    "prod_deployment_path": "the folder for deployed versions, e.g. \"production_deployment\"",
+}
+
+OPTIONAL_KEYS: dict[str, Callable[[Any], Any]] = {
+    "drift_test": _one_of(*DRIFT_TESTS),
+    "drift_history_size": _positive_int,
+    "api_url": _http_url,
+    "api_timeout_seconds": _positive_number,
+    "package_index_url": _http_url,
+    "dependency_check_timeout_seconds": _positive_number,
+}
+
+
+def resolve_config_path(config_path: str | os.PathLike[str] | None) -> Path:
+    """The config to use: the given path, else ``$RISK_CONFIG``, else ``config.json`` beside this module."""
+    if config_path is None:
+        config_path = os.environ.get("RISK_CONFIG") or CODE_DIR / DEFAULT_CONFIG_NAME
+    return Path(config_path).expanduser().resolve()
+
+
+def _read_json(config_path: Path) -> dict[str, Any]:
+    try:
+        text = config_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {config_path} (pass --config PATH)") from None
+    except OSError as err:
+        raise ConfigError(f"cannot read config file {config_path}: {err.strerror}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{config_path}: not valid JSON at line {err.lineno} column {err.colno}: {err.msg}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{config_path}: must hold a JSON object of settings")
+    return data
+
+
+def load_config(config_path: str | os.PathLike[str] | None = None) -> Settings:
+    """Read, validate and resolve the config file; raise ConfigError naming the first bad key."""
+    path = resolve_config_path(config_path)
+    data = _read_json(path)
+    base = path.parent
+
+    def resolve(key: str, value: Any) -> Path:
+        text = _check(path, key, value, _text)
+        return (base / Path(text).expanduser()).resolve()
+
+    paths: dict[str, Path] = {}
+    for key, meaning in REQUIRED_PATH_KEYS.items():
+        if key not in data:
+            raise ConfigError(f"{path}: missing key {key!r} ({meaning})")
+        paths[key] = resolve(key, data[key])
+
+    optional = {key: _check(path, key, data[key], check) for key, check in OPTIONAL_KEYS.items() if key in data}
+    records = data.get("records_db_path", Path(data["output_folder_path"]) / "records.sqlite")
+    return Settings(
+        config_path=path,
+        records_db_path=resolve("records_db_path", str(records)),
+        log_folder_path=resolve("log_folder_path", data.get("log_folder_path", "logs")),
+        requirements_path=(
+            resolve("requirements_path", data["requirements_path"])
+            if "requirements_path" in data
+            else CODE_DIR / "requirements.txt"
+        ),
+        model=_model_params(path, data.get("model")),
+        raw=data,
+        **paths,
+        **optional,
+    )

@@ -1,0 +1,115 @@
+"""Shared fixtures: a throwaway copy of the project in tmp_path, and a way to run its scripts for real."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from records import RecordsStore  # noqa: E402
+from settings import Settings, load_config  # noqa: E402
+
+DATA_FOLDERS = ("practicedata", "sourcedata", "testdata")
+COLUMNS = "corporation,lastmonth_activity,lastyear_activity,number_of_employees,exited"
+SCRIPT_TIMEOUT = 300
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Project:
+    """A project copy in a temp folder: data copied from the repo, configs pointing there."""
+
+    root: Path
+    config: Path
+    practice_config: Path
+
+    def settings(self, config: Path | None = None) -> Settings:
+        return load_config(config or self.config)
+
+    def store(self, config: Path | None = None) -> RecordsStore:
+        return RecordsStore(self.settings(config).records_db_path)
+
+    def edit_config(self, config: Path | None = None, **changes: Any) -> Path:
+        """Change keys of a config file in place (None deletes the key)."""
+        path = config or self.config
+        data = json.loads(path.read_text())
+        for key, value in changes.items():
+            if value is None:
+                data.pop(key, None)
+            else:
+                data[key] = value
+        path.write_text(json.dumps(data, indent=2))
+        return path
+
+    def run(
+        self, script: str, *args: str, config: Path | None = None, check: bool = True, timeout: float = SCRIPT_TIMEOUT
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a repo script as its own process, from an unrelated working directory, on this project's config."""
+        command = [sys.executable, str(REPO / script), "--config", str(config or self.config), *args]
+        env = {k: v for k, v in os.environ.items() if k != "RISK_CONFIG"}
+        result = subprocess.run(
+            command, cwd=self.root.parent, capture_output=True, text=True, timeout=timeout, env=env
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"{script} {' '.join(args)} exited {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+            )
+        return result
+
+    def write_data(self, folder: str, name: str, rows: list[str], header: str = COLUMNS) -> Path:
+        """Write a CSV into one of the project's folders."""
+        path = self.root / folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join([header, *rows]) + "\n")
+        return path
+
+
+def make_project(root: Path) -> Project:
+    """Copy the repo's data and configs into ``root``; point the API and package index at closed local ports."""
+    root.mkdir(parents=True)
+    for folder in DATA_FOLDERS:
+        shutil.copytree(REPO / folder, root / folder)
+    shutil.copy(REPO / "requirements.txt", root / "requirements.txt")
+    overrides = {
+        "api_url": f"http://127.0.0.1:{free_port()}/",
+        "package_index_url": f"http://127.0.0.1:{free_port()}/pypi",
+        "dependency_check_timeout_seconds": 1,
+        "requirements_path": "requirements.txt",
+    }
+    configs = {}
+    for name in ("config.json", "config_practice.json"):
+        data = {**json.loads((REPO / name).read_text()), **overrides}
+        (root / name).write_text(json.dumps(data, indent=2))
+        configs[name] = root / name
+    return Project(root=root, config=configs["config.json"], practice_config=configs["config_practice.json"])
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    """A fresh throwaway project per test."""
+    return make_project(tmp_path / "project")
+
+
+@pytest.fixture(scope="session")
+def deployed_project(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """A project where the practice run has deployed v0001 (built once; copy it before changing anything)."""
+    project = make_project(tmp_path_factory.mktemp("deployed") / "project")
+    project.run("fullprocess.py", config=project.practice_config)
+    return project
