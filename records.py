@@ -87,6 +87,13 @@ MIGRATIONS: tuple[str, ...] = (
         f1 REAL,
         model_sha256 TEXT
     );
+    CREATE TABLE data_drift_checks (
+        id INTEGER PRIMARY KEY,
+        checked_at TEXT NOT NULL,
+        model_version TEXT,
+        verdict TEXT NOT NULL,
+        result TEXT NOT NULL
+    );
     CREATE TABLE diagnostics_runs (
         id INTEGER PRIMARY KEY,
         run_at TEXT NOT NULL,
