@@ -124,16 +124,26 @@ class IngestionRecord:
 class RecordsStore:
     """The SQLite records store at one path; open it, use it, ``close()`` it (or use ``with``)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, readonly: bool = False) -> None:
+        """Open the store; created and migrated unless ``readonly`` (then it must exist: FileNotFoundError)."""
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        self.readonly = readonly
+        if readonly:
+            if not path.exists():
+                raise FileNotFoundError(f"records store {path} does not exist yet; run fullprocess.py")
+            uri = f"{path.resolve().as_uri()}?mode=ro"
+            self._conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                                         check_same_thread=False)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         self._conn.row_factory = sqlite3.Row
         self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        self._conn.execute("PRAGMA journal_mode = WAL")
-        self._conn.execute("PRAGMA synchronous = NORMAL")
-        self._conn.execute("PRAGMA foreign_keys = ON")
-        self.migrate()
+        if not readonly:
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            self._conn.execute("PRAGMA foreign_keys = ON")
+            self.migrate()
 
     def __enter__(self) -> RecordsStore:
         return self
@@ -317,6 +327,24 @@ class RecordsStore:
 
     def deployments(self, limit: int = 100) -> list[dict[str, Any]]:
         return self._rows("SELECT * FROM deployments ORDER BY id DESC LIMIT ?", (limit,))
+
+    # --- data drift ---
+
+    def record_data_drift(self, result: dict[str, Any]) -> int:
+        """Record one feature-level data drift check (``result`` must hold ``verdict``; stored whole as JSON)."""
+        return self._insert(
+            "data_drift_checks",
+            {
+                "checked_at": result.get("timestamp") or utc_now(),
+                "model_version": result.get("model_version"),
+                "verdict": result["verdict"],
+                "result": json.dumps(result),
+            },
+        )
+
+    def latest_data_drift(self) -> dict[str, Any] | None:
+        row = self._conn.execute("SELECT result FROM data_drift_checks ORDER BY id DESC LIMIT 1").fetchone()
+        return json.loads(row[0]) if row else None
 
     # --- diagnostics ---
 

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
+import requests
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -113,3 +116,46 @@ def deployed_project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     project = make_project(tmp_path_factory.mktemp("deployed") / "project")
     project.run("fullprocess.py", config=project.practice_config)
     return project
+
+
+@contextlib.contextmanager
+def serve(project: Project, server: str = "gunicorn", env: dict[str, str] | None = None,
+          workers: int = 2) -> Iterator[str]:
+    """Start the real API (``gunicorn`` via wsgi.py, or ``flask`` via ``python app.py``) on a free loopback port.
+
+    Yields the base URL once ``/health`` answers; stops the server afterwards.
+    """
+    port = free_port()
+    environment = {**os.environ, "RISK_CONFIG": str(project.config), **(env or {})}
+    if server == "gunicorn":
+        command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+                   "--chdir", str(REPO), "wsgi:app"]
+    else:
+        command = [sys.executable, str(REPO / "app.py"), "--config", str(project.config), "--port", str(port)]
+    process = subprocess.Popen(command, cwd=project.root.parent, env=environment,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{url}/health", process)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def wait_for_http(url: str, process: subprocess.Popen[str], timeout: float = 60) -> None:
+    """Poll ``url`` until it answers; fail with the server's output if it exits or never answers."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited with {process.returncode}:\n{process.stdout.read()}")
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    process.kill()
+    raise AssertionError(f"server did not answer {url} within {timeout}s:\n{process.stdout.read()}")
