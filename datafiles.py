@@ -8,9 +8,8 @@ size and modification time match a recorded ingestion, so unchanged files are no
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 from plumbing import sha256_file
 from records import RecordsStore
@@ -20,14 +19,14 @@ FINAL_DATA_NAME = "finaldata.csv"
 INGESTED_FILES_NAME = "ingestedfiles.txt"
 
 
-@dataclass(frozen=True)
-class DataFile:
+class DataFile(NamedTuple):
     """One file in the input folder, fingerprinted by name and content."""
 
     path: Path
     size_bytes: int
     mtime_ns: int
     sha256: str
+    location: str = ""  # the resolved path, as recorded (empty: resolve ``path`` when needed)
 
     @property
     def name(self) -> str:
@@ -39,24 +38,35 @@ class DataFile:
         return (self.name, self.sha256)
 
 
-def candidate_paths(folder: Path) -> list[Path]:
-    """Every visible regular file in ``folder`` (not sub-folders), sorted by name."""
+def _visible_files(folder: Path) -> list[os.DirEntry[str]]:
     if not folder.is_dir():
         return []
     with os.scandir(folder) as entries:
-        paths = [Path(e.path) for e in entries if not e.name.startswith(".") and e.is_file()]
-    return sorted(paths, key=lambda p: p.name)
+        found = [e for e in entries if not e.name.startswith(".") and e.is_file()]
+    return sorted(found, key=lambda e: e.name)
+
+
+def candidate_paths(folder: Path) -> list[Path]:
+    """Every visible regular file in ``folder`` (not sub-folders), sorted by name."""
+    return [Path(e.path) for e in _visible_files(folder)]
 
 
 def scan_folder(folder: Path, store: RecordsStore | None = None) -> list[DataFile]:
-    """Fingerprint every file in ``folder``, re-using recorded hashes for unchanged files."""
-    files = []
-    for path in candidate_paths(folder):
-        stat = path.stat()
-        location = str(path.resolve())
-        sha = store.cached_sha256(location, stat.st_size, stat.st_mtime_ns) if store else None
-        files.append(DataFile(path, stat.st_size, stat.st_mtime_ns, sha or sha256_file(path)))
-    return files
+    """Fingerprint every file in ``folder``, re-using recorded hashes for unchanged files.
+
+    One stat per file and one batch of store look-ups for all of them; only new or changed files are hashed.
+    """
+    base = folder.resolve()
+    seen = []
+    for entry in _visible_files(folder):
+        stat = entry.stat()
+        location = str(Path(entry.path).resolve()) if entry.is_symlink() else str(base / entry.name)
+        seen.append((Path(entry.path), stat.st_size, stat.st_mtime_ns, location))
+    recorded = store.cached_sha256s([(loc, size, mtime) for _, size, mtime, loc in seen]) if store and seen else {}
+    return [
+        DataFile(path, size, mtime, recorded.get((loc, size, mtime)) or sha256_file(path), loc)
+        for path, size, mtime, loc in seen
+    ]
 
 
 def new_files(files: Iterable[DataFile], store: RecordsStore) -> list[DataFile]:

@@ -20,10 +20,8 @@ import json
 import logging
 import os
 import re
-import shutil
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from datafiles import INGESTED_FILES_NAME
 from modelfiles import (
@@ -51,8 +49,7 @@ NUMBERED_PATTERN = re.compile(r"^(?:abandoned-)?v(\d{4,})$")
 STAGING_PREFIX = ".staging-"
 
 
-@dataclass(frozen=True)
-class DeployedModel:
+class DeployedModel(NamedTuple):
     """The current production model, loaded and verified, with everything recorded about it."""
 
     model: Any
@@ -167,6 +164,8 @@ def _next_version(settings: Settings) -> str:
 
 
 def _write_staging(settings: Settings, staging: Path, version: str, metadata: dict[str, Any], f1: float) -> None:
+    import shutil  # here, not at the top: the cron tick imports this module and never copies
+
     staging.mkdir(parents=True)
     for name, source in _sources(settings).items():
         shutil.copyfile(source, staging / name)
@@ -225,6 +224,8 @@ def recover(settings: Settings, store: RecordsStore) -> list[str]:
     Staging folders are removed (they were never visible). A complete version newer than ``current`` that was
     never switched to (the run died between the two renames) is renamed ``abandoned-vNNNN``, not deleted.
     """
+    import shutil  # not needed by the cron tick
+
     notes: list[str] = []
     folder = versions_dir(settings)
     if not folder.is_dir():
@@ -264,6 +265,8 @@ def store_model_into_pickle(settings: Settings, store: RecordsStore) -> str:
     try:
         _write_staging(settings, staging, version, metadata, f1)
     except BaseException:
+        import shutil  # not needed by the cron tick
+
         shutil.rmtree(staging, ignore_errors=True)
         raise
     os.rename(staging, versions_dir(settings) / version)

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from datafiles import DataFile, new_files, scan_folder
 from deployment import current_version
@@ -30,8 +29,7 @@ API_PROBE_TIMEOUT_SECONDS = 2.0
 # --- the drift test ---
 
 
-@dataclass(frozen=True)
-class DriftDecision:
+class DriftDecision(NamedTuple):
     """Whether the deployed model's F1 on new data counts as drift, with the numbers behind it."""
 
     test: str
@@ -82,12 +80,12 @@ def drift_decision(test: str, new_score: float, deployed_score: float, history: 
 # --- a run ---
 
 
-@dataclass
 class RunReport:
     """What this run did and why, step by step, with timings; logged at the end."""
 
-    lines: list[str] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.timings: dict[str, float] = {}
 
     def add(self, line: str) -> None:
         log.info("%s", line)

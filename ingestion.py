@@ -199,13 +199,82 @@ def read_data_file(path: Path) -> pd.DataFrame:
     return check_schema(frame)
 
 
+# --- reading many files fast ---
+
+
+def _plain_text(raw: bytes) -> bool:
+    """True for non-blank UTF-8 text without NUL bytes or a byte-order mark: pandas can parse it as it is."""
+    if not raw or raw.isspace() or b"\x00" in raw:
+        return False
+    if raw.isascii():
+        return True
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return not raw.startswith(b"\xef\xbb\xbf")
+
+
+def _fast_csv(path: Path) -> pd.DataFrame | None:
+    """The raw frame of a plain CSV file, parsed straight from its bytes; None when anything is unusual."""
+    if path.suffix.lower() != ".csv":
+        return None
+    raw = path.read_bytes()
+    if not _plain_text(raw):
+        return None
+    try:
+        return pd.read_csv(io.BytesIO(raw), skipinitialspace=True)
+    except (pd.errors.ParserError, ValueError):
+        return None
+
+
+def _as_read_is_valid(frame: pd.DataFrame) -> bool:
+    """True when a parsed frame already meets the schema, so :func:`check_schema` could only reorder it and
+    clean its ids: the five columns, some rows, finite numbers (no text, no true/false) and ``exited`` in {0, 1}.
+
+    Whole-column numpy checks; a False answer sends the file through check_schema, which names the problem.
+    """
+    names = [str(c).strip() for c in frame.columns]
+    if frame.empty or len(names) != len(COLUMNS) or set(names) != set(COLUMNS):
+        return False
+    for label, name in zip(frame.columns, names):
+        if name == ID_COLUMN:
+            continue
+        values = frame[label].to_numpy()
+        if not isinstance(values.dtype, np.dtype) or values.dtype.kind not in "iuf":
+            return False
+        if values.dtype.kind == "f" and np.isinf(values).any():
+            return False
+        if name == TARGET and not ((values == 0) | (values == 1)).all():
+            return False
+    return True
+
+
+def read_valid_frame(path: Path) -> pd.DataFrame:
+    """Read one data file for merging: a frame meeting the schema, columns in schema order.
+
+    Same outcome as :func:`read_data_file` (the same DataFileError for a bad file), but a plain CSV that is
+    valid as parsed skips the per-file cleaning: its ids are cleaned for all files at once by
+    :func:`merge_frames`, and its ``exited`` may still be 0.0/1.0.
+    """
+    frame = _fast_csv(path)
+    if frame is None:
+        return read_data_file(path)
+    if not _as_read_is_valid(frame):
+        return check_schema(frame)
+    names = [str(c).strip() for c in frame.columns]
+    if names != list(COLUMNS):
+        frame = frame.set_axis(names, axis=1)[list(COLUMNS)]
+    return frame
+
+
 # --- merging ---
 
 
 def _record(file: DataFile, status: str, **fields: object) -> IngestionRecord:
     return IngestionRecord(
         file_name=file.name,
-        location=str(file.path.resolve()),
+        location=file.location or str(file.path.resolve()),
         sha256=file.sha256,
         size_bytes=file.size_bytes,
         mtime_ns=file.mtime_ns,
@@ -214,18 +283,137 @@ def _record(file: DataFile, status: str, **fields: object) -> IngestionRecord:
     )
 
 
+class MergedFrames:
+    """Schema-valid frames of many files, added one at a time and merged once by :meth:`merge`.
+
+    Numbers are copied straight into column buffers that are reserved up front but only take memory as rows
+    arrive, and each file's frame can be dropped as soon as it is added: memory stays near the size of the
+    merged data however many files there are (no repeated concatenation, no second copy of every file).
+    """
+
+    NUMBER_COLUMNS = (*FEATURES, TARGET)
+
+    def __init__(self, expected_rows: int = 1 << 16) -> None:
+        self._capacity = max(expected_rows, 1)
+        self._numbers = {name: np.empty(self._capacity, dtype=np.int64) for name in self.NUMBER_COLUMNS}
+        self._ids: list[pd.Series] = []
+        self.lengths: list[int] = []
+        self.rows = 0
+
+    def add(self, frame: pd.DataFrame) -> None:
+        """Append a frame from :func:`read_valid_frame` (or :func:`check_schema`)."""
+        end = self.rows + len(frame)
+        if end > self._capacity:
+            self._reserve(max(end, 2 * self._capacity))
+        for name in self.NUMBER_COLUMNS:
+            values = frame[name].to_numpy()
+            buffer = self._numbers[name]
+            if np.result_type(buffer.dtype, values.dtype) != buffer.dtype:  # as concat would: int becomes float
+                buffer = self._numbers[name] = self._moved(buffer, self._capacity, np.result_type(buffer, values))
+            buffer[self.rows:end] = values
+        self._ids.append(frame[ID_COLUMN])
+        self.lengths.append(len(frame))
+        self.rows = end
+
+    def _moved(self, buffer: np.ndarray, capacity: int, dtype: np.dtype) -> np.ndarray:
+        moved = np.empty(capacity, dtype=dtype)
+        moved[:self.rows] = buffer[:self.rows]
+        return moved
+
+    def _reserve(self, capacity: int) -> None:
+        for name, buffer in self._numbers.items():
+            self._numbers[name] = self._moved(buffer, capacity, buffer.dtype)
+        self._capacity = capacity
+
+    def merge(self, names: list[str]) -> tuple[pd.DataFrame, pd.Series, np.ndarray]:
+        """Clean the ids, drop whole-row duplicates (first occurrence wins, in the order added) and return the
+        merged frame, each kept row's source (from ``names``, one per frame added) and per-frame counts of
+        dropped duplicates. The buffers are handed over: add nothing after merging."""
+        ids = pd.concat(self._ids, ignore_index=True).astype("string").str.strip()
+        self._ids.clear()
+        numbers = {name: buffer[:self.rows] for name, buffer in self._numbers.items()}
+        self._numbers.clear()
+        numbers[TARGET] = numbers[TARGET].astype(np.int64, copy=False)
+        codes = np.repeat(np.arange(len(self.lengths)), self.lengths)
+        duplicated = _duplicated(ids, numbers)
+        dropped = np.bincount(codes[duplicated], minlength=len(self.lengths))
+        if duplicated.any():
+            keep = ~duplicated
+            ids, codes = ids[keep].reset_index(drop=True), codes[keep]
+            for name in self.NUMBER_COLUMNS:  # one column at a time: the old buffer goes as the copy comes
+                numbers[name] = numbers[name][keep]
+        data = pd.DataFrame({ID_COLUMN: ids, **numbers}, copy=False)
+        source = pd.Series(pd.Categorical.from_codes(codes, categories=names))
+        return data, source, dropped
+
+
+def _row_hashes(columns: list[np.ndarray]) -> np.ndarray:
+    """A 64-bit hash per row of numeric columns: rows with equal numbers (NaN and -0.0 included) hash alike."""
+    hashes = np.zeros(len(columns[0]), dtype=np.uint64)
+    for values in columns:
+        if values.dtype.kind == "f":
+            values = values + 0.0  # -0.0 becomes 0.0
+            values[np.isnan(values)] = np.nan  # one NaN bit pattern
+            values = values.view(np.uint64)
+        hashes ^= values.astype(np.uint64)
+        hashes *= np.uint64(0x9E3779B97F4A7C15)  # spread the bits (wraps around, as intended)
+        hashes ^= hashes >> np.uint64(29)
+    return hashes
+
+
+def _shared_hash_rows(hashes: np.ndarray) -> np.ndarray:
+    """Positions (ascending) of the rows whose hash another row also has."""
+    order = np.argsort(hashes, kind="stable")
+    ordered = hashes[order]
+    same = ordered[1:] == ordered[:-1]
+    del ordered
+    shared = np.zeros(len(hashes), dtype=bool)
+    shared[order[1:][same]] = True
+    shared[order[:-1][same]] = True
+    return np.flatnonzero(shared)
+
+
+def _duplicated(ids: pd.Series, numbers: dict[str, np.ndarray]) -> np.ndarray:
+    """Whole-row duplicates (first occurrence kept) of the frame made of ``ids`` and ``numbers``, as
+    ``DataFrame.duplicated()`` says, in a fraction of its memory: equal rows have equal numbers, so only rows
+    whose numbers hash like another row's can be duplicates, and pandas compares just those, in order."""
+    duplicated = np.zeros(len(ids), dtype=bool)
+    if len(ids) < 2:
+        return duplicated
+    candidates = _shared_hash_rows(_row_hashes(list(numbers.values())))
+    if candidates.size:
+        subset = pd.DataFrame({ID_COLUMN: ids.iloc[candidates].reset_index(drop=True),
+                               **{name: values[candidates] for name, values in numbers.items()}})
+        duplicated[candidates] = subset.duplicated().to_numpy()
+    return duplicated
+
+
+def merge_frames(frames: list[pd.DataFrame], names: list[str]) -> tuple[pd.DataFrame, pd.Series, np.ndarray]:
+    """Merge schema-valid frames once (see :class:`MergedFrames`): the merged frame without whole-row
+    duplicates (first occurrence wins, frames in order), each kept row's source name, per-frame dropped counts."""
+    merged = MergedFrames(sum(len(frame) for frame in frames))
+    for frame in frames:
+        merged.add(frame)
+    return merged.merge(names)
+
+
+def _expected_rows(files: list[DataFile]) -> int:
+    """Room to reserve for the rows of ``files``: a row takes at least 10 bytes (``a,0,0,0,0`` and a newline)."""
+    return min(sum(file.size_bytes for file in files) // 10 + len(files), 1 << 26)
+
+
 def _read_accepted(
-    files: list[DataFile], store: RecordsStore
-) -> tuple[list[pd.DataFrame], list[DataFile], list[IngestionRecord]]:
-    """Read every file, skipping known-bad ones; returns good frames, their files, and rejection records."""
-    frames, good, rejected = [], [], []
+    files: list[DataFile], store: RecordsStore, merged: MergedFrames
+) -> tuple[list[DataFile], list[IngestionRecord]]:
+    """Read every file into ``merged``, skipping known-bad ones; returns the good files and rejection records."""
+    good, rejected = [], []
+    earlier = store.rejection_reasons([file.key for file in files])
     for file in files:
-        earlier = store.rejection_reason(file.name, file.sha256)
-        if earlier:
-            log.info("skipped %s: rejected before and unchanged (%s)", file.path, earlier)
+        if file.key in earlier:
+            log.info("skipped %s: rejected before and unchanged (%s)", file.path, earlier[file.key])
             continue
         try:
-            frames.append(read_data_file(file.path))
+            merged.add(read_valid_frame(file.path))
             good.append(file)
         except DataFileError as err:
             log.warning("rejected %s: %s %s", file.path, file.name, err)
@@ -233,22 +421,7 @@ def _read_accepted(
         except OSError as err:
             log.warning("rejected %s: cannot read it (%s)", file.path, err.strerror)
             rejected.append(_record(file, "rejected", reason=f"{file.name} cannot be read: {err.strerror}"))
-    return frames, good, rejected
-
-
-def merge_frames(frames: list[pd.DataFrame], names: list[str]) -> tuple[pd.DataFrame, pd.Series, np.ndarray]:
-    """Concatenate once, drop whole-row duplicates (first occurrence wins, files in name order).
-
-    Returns the merged frame, each kept row's source file, and per-file counts of dropped duplicates.
-    """
-    lengths = np.array([len(f) for f in frames], dtype=np.int64)
-    combined = pd.concat(frames, ignore_index=True)
-    codes = np.repeat(np.arange(len(frames)), lengths)
-    duplicated = combined.duplicated().to_numpy()
-    dropped = np.bincount(codes[duplicated], minlength=len(frames))
-    keep = ~duplicated
-    source = pd.Series(pd.Categorical.from_codes(codes[keep], categories=names))
-    return combined[keep].reset_index(drop=True), source, dropped
+    return good, rejected
 
 
 def write_outputs(settings: Settings, data: pd.DataFrame, accepted: list[str]) -> None:
@@ -265,19 +438,19 @@ def merge_multiple_dataframe(settings: Settings, store: RecordsStore, run_id: in
     """
     folder = settings.input_folder_path
     files = scan_folder(folder, store)
-    frames, good, rejected = _read_accepted(files, store)
-    if not frames:
+    merged = MergedFrames(_expected_rows(files))
+    good, rejected = _read_accepted(files, store, merged)
+    if not good:
         store.record_ingestions(rejected, run_id)
         raise UserFacingError(
             f"no valid data files in {folder} ({len(files)} file(s) there, {len(rejected)} rejected now); "
             "add CSV files with columns " + ", ".join(COLUMNS)
         )
     names = [f.name for f in good]
-    data, source, dropped = merge_frames(frames, names)
-    kept = source.value_counts().reindex(names, fill_value=0)
+    data, source, dropped = merged.merge(names)
     accepted = [
-        _record(f, "accepted", rows_read=len(frame), rows_kept=int(kept[f.name]), duplicates_dropped=int(d))
-        for f, frame, d in zip(good, frames, dropped)
+        _record(f, "accepted", rows_read=read, rows_kept=read - int(d), duplicates_dropped=int(d))
+        for f, read, d in zip(good, merged.lengths, dropped)
     ]
     write_outputs(settings, data, names)
     records = sorted(accepted + rejected, key=lambda r: r.file_name)

@@ -11,9 +11,8 @@ import hashlib
 import json
 import logging
 import pickle
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from plumbing import UserFacingError, atomic_write_bytes, atomic_write_text
 
@@ -28,8 +27,7 @@ class ModelIntegrityError(UserFacingError):
     """A model file is missing or does not match the sha256 recorded for it; it was not unpickled."""
 
 
-@dataclass(frozen=True)
-class LoadedModel:
+class LoadedModel(NamedTuple):
     """A model loaded from a folder, with its metadata."""
 
     model: Any

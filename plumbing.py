@@ -1,6 +1,7 @@
 """Plumbing shared by the scripts: atomic writes, hashing, the run lock, logging set-up, timestamps.
 
-Standard library only, so the cheap cron tick can use it without importing pandas or scikit-learn.
+Standard library only, so the cheap cron tick can use it without importing pandas or scikit-learn. Modules
+the tick does not need (hashlib, logging.handlers, shutil, tempfile) are imported where they are used.
 """
 
 from __future__ import annotations
@@ -9,9 +10,7 @@ import argparse
 import contextlib
 import errno
 import fcntl
-import hashlib
 import logging
-import logging.handlers
 import os
 import sys
 from datetime import datetime, timezone
@@ -42,6 +41,8 @@ def utc_now() -> str:
 
 def sha256_file(path: Path) -> str:
     """Hex sha256 of a file's bytes, read in chunks."""
+    import hashlib  # loads OpenSSL: only when there is something to hash
+
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(HASH_CHUNK), b""):
@@ -116,6 +117,26 @@ def run_lock(lock_path: Path) -> Iterator[None]:
         handle.close()
 
 
+def log_file_handler(log_file: Path) -> logging.Handler:
+    """A handler appending to ``log_file``, which is rotated (LOG_BACKUPS kept) when a run starts and finds it
+    over LOG_MAX_BYTES: a file stays within about LOG_MAX_BYTES plus one run's lines, and a no-op cron tick
+    does not import logging.handlers (it pulls in socket, pickle and threading queues)."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        full = log_file.stat().st_size >= LOG_MAX_BYTES
+    except FileNotFoundError:
+        full = False
+    if full:
+        from logging.handlers import RotatingFileHandler
+
+        rotating = RotatingFileHandler(
+            log_file, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8", delay=True
+        )
+        rotating.doRollover()
+        rotating.close()
+    return logging.FileHandler(log_file, encoding="utf-8")
+
+
 def setup_logging(log_file: Path | None = None, quiet: bool = False, verbose: bool = False) -> None:
     """Log to stderr (warnings only when ``quiet``) and, when given, to a rotating ``log_file`` at INFO."""
     root = logging.getLogger()
@@ -129,17 +150,27 @@ def setup_logging(log_file: Path | None = None, quiet: bool = False, verbose: bo
     stderr.setFormatter(formatter)
     root.addHandler(stderr)
     if log_file is not None:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        rotating = logging.handlers.RotatingFileHandler(
-            log_file, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8"
-        )
-        rotating.setFormatter(formatter)
-        root.addHandler(rotating)
+        to_file = log_file_handler(log_file)
+        to_file.setFormatter(formatter)
+        root.addHandler(to_file)
+
+
+def _help_formatter(prog: str) -> argparse.HelpFormatter:
+    """argparse's help layout, sized to $COLUMNS or the terminal (as shutil.get_terminal_size would) without
+    importing shutil, which argparse otherwise loads on every start (with bz2, lzma and zlib)."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 80
+    return argparse.HelpFormatter(prog, width=max(columns, 40) - 2)
 
 
 def make_parser(description: str) -> argparse.ArgumentParser:
     """The argument parser every script starts from: ``--config``, ``--quiet`` and ``--verbose``."""
-    parser = argparse.ArgumentParser(description=description)
+    parser = argparse.ArgumentParser(description=description, formatter_class=_help_formatter)
     parser.add_argument("--config", help="path to config.json (default: $RISK_CONFIG or config.json beside the scripts)")
     parser.add_argument("-q", "--quiet", action="store_true", help="log only warnings and errors to stderr")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, NamedTuple, Sequence
 
 from plumbing import utc_now
 
 BUSY_TIMEOUT_MS = 10_000
+LOOKUP_CHUNK = 300  # keys per bulk lookup query (3 x 300 parameters < SQLite's oldest limit of 999)
 
 # Each entry migrates the schema from version i to i + 1. Append, never edit a released entry.
 MIGRATIONS: tuple[str, ...] = (
@@ -105,8 +105,7 @@ MIGRATIONS: tuple[str, ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-@dataclass(frozen=True)
-class IngestionRecord:
+class IngestionRecord(NamedTuple):
     """What happened to one input file in one ingestion."""
 
     file_name: str
@@ -214,7 +213,7 @@ class RecordsStore:
     def record_ingestions(self, records: Sequence[IngestionRecord], run_id: int | None = None) -> None:
         """Write one ingestion's per-file records in a single transaction."""
         now = utc_now()
-        rows = [{"run_id": run_id, "ingested_at": now, **record.__dict__} for record in records]
+        rows = [{"run_id": run_id, "ingested_at": now, **record._asdict()} for record in records]
         if not rows:
             return
         columns = list(rows[0])
@@ -242,6 +241,32 @@ class RecordsStore:
             (file_name, sha256),
         ).fetchone()
         return row[0] if row else None
+
+    def cached_sha256s(self, stats: Sequence[tuple[str, int, int]]) -> dict[tuple[str, int, int], str]:
+        """:meth:`cached_sha256` for many files at once: {(location, size, mtime): sha256} of those recorded."""
+        sql = (
+            "WITH w(location, size_bytes, mtime_ns) AS ({values}) SELECT w.location, w.size_bytes, w.mtime_ns, "
+            "(SELECT i.sha256 FROM ingestions i WHERE i.location = w.location AND i.size_bytes = w.size_bytes "
+            "AND i.mtime_ns = w.mtime_ns ORDER BY i.id DESC LIMIT 1) FROM w"
+        )
+        return {(loc, size, mtime): sha for loc, size, mtime, sha in self._lookup(sql, stats) if sha is not None}
+
+    def rejection_reasons(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+        """:meth:`rejection_reason` for many files at once: {(name, sha256): reason} of those rejected before."""
+        sql = (
+            "WITH w(file_name, sha256) AS ({values}) SELECT w.file_name, w.sha256, (SELECT i.reason "
+            "FROM ingestions i WHERE i.file_name = w.file_name AND i.sha256 = w.sha256 AND i.status = 'rejected' "
+            "ORDER BY i.id DESC LIMIT 1) FROM w"
+        )
+        return {(name, sha): reason for name, sha, reason in self._lookup(sql, keys) if reason is not None}
+
+    def _lookup(self, sql: str, keys: Sequence[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
+        """Run ``sql`` (with ``{values}`` for a VALUES list) over ``keys`` in chunks that fit SQLite's limits."""
+        for start in range(0, len(keys), LOOKUP_CHUNK):
+            chunk = keys[start:start + LOOKUP_CHUNK]
+            width = len(chunk[0])
+            values = "VALUES " + ", ".join(["(" + ", ".join("?" * width) + ")"] * len(chunk))
+            yield from (tuple(row) for row in self._conn.execute(sql.format(values=values), [v for key in chunk for v in key]))
 
     def checked_files(self) -> set[tuple[str, str]]:
         """(name, sha256) of every file a completed run has already checked."""

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 from urllib.parse import urlsplit
 
 CODE_DIR = Path(__file__).resolve().parent
@@ -26,8 +25,7 @@ class ConfigError(ValueError):
     """The config file is missing, unreadable, or has a missing or invalid key."""
 
 
-@dataclass(frozen=True)
-class ModelParams:
+class ModelParams(NamedTuple):
     """Hyperparameters of the course's LogisticRegression."""
 
     C: float = 1.0
@@ -50,11 +48,10 @@ class ModelParams:
 
     def as_config(self) -> dict[str, Any]:
         """The settings as written in config.json (recorded with each trained model)."""
-        return asdict(self)
+        return self._asdict()
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     """Everything the scripts read from config, with paths already resolved."""
 
     config_path: Path
@@ -66,14 +63,14 @@ class Settings:
     records_db_path: Path
     log_folder_path: Path
     requirements_path: Path
-    model: ModelParams = field(default_factory=ModelParams)
+    model: ModelParams = ModelParams()
     drift_test: str = "raw"
     drift_history_size: int = 20
     api_url: str = "http://127.0.0.1:8000/"
     api_timeout_seconds: float = 5.0
     package_index_url: str = "https://pypi.org/pypi"
     dependency_check_timeout_seconds: float = 3.0
-    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    raw: dict[str, Any] = {}  # the config file as read (never modified)
 
     @property
     def project_dir(self) -> Path:
