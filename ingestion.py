@@ -228,44 +228,54 @@ def _fast_csv(path: Path) -> pd.DataFrame | None:
         return None
 
 
-def _as_read_is_valid(frame: pd.DataFrame) -> bool:
-    """True when a parsed frame already meets the schema, so :func:`check_schema` could only reorder it and
-    clean its ids: the five columns, some rows, finite numbers (no text, no true/false) and ``exited`` in {0, 1}.
+NumberColumns = dict  # column name -> numpy array, for the number columns of one file
 
-    Whole-column numpy checks; a False answer sends the file through check_schema, which names the problem.
+
+def _columns_as_read(frame: pd.DataFrame) -> tuple[pd.Series, NumberColumns] | None:
+    """The ids and number arrays of a parsed frame that already meets the schema, or None when it may not.
+
+    "Meets" means :func:`check_schema` could only reorder it and clean its ids: the five columns, some rows,
+    finite numbers (no text, no true/false) and ``exited`` in {0, 1}. Whole-column numpy checks, each column
+    fetched once; None sends the frame through check_schema, which names the problem.
     """
-    names = [str(c).strip() for c in frame.columns]
+    labels = frame.columns.tolist()
+    names = [str(label).strip() for label in labels]
     if frame.empty or len(names) != len(COLUMNS) or set(names) != set(COLUMNS):
-        return False
-    for label, name in zip(frame.columns, names):
+        return None
+    ids, numbers = None, {}
+    for label, name in zip(labels, names):
+        column = frame[label]
         if name == ID_COLUMN:
+            ids = column
             continue
-        values = frame[label].to_numpy()
+        values = column.to_numpy()
         if not isinstance(values.dtype, np.dtype) or values.dtype.kind not in "iuf":
-            return False
+            return None
         if values.dtype.kind == "f" and np.isinf(values).any():
-            return False
+            return None
         if name == TARGET and not ((values == 0) | (values == 1)).all():
-            return False
-    return True
+            return None
+        numbers[name] = values
+    return ids, numbers
 
 
-def read_valid_frame(path: Path) -> pd.DataFrame:
-    """Read one data file for merging: a frame meeting the schema, columns in schema order.
+def _columns_of(frame: pd.DataFrame) -> tuple[pd.Series, NumberColumns]:
+    """The ids and number arrays of a frame returned by :func:`check_schema`."""
+    return frame[ID_COLUMN], {name: frame[name].to_numpy() for name in (*FEATURES, TARGET)}
 
-    Same outcome as :func:`read_data_file` (the same DataFileError for a bad file), but a plain CSV that is
-    valid as parsed skips the per-file cleaning: its ids are cleaned for all files at once by
-    :func:`merge_frames`, and its ``exited`` may still be 0.0/1.0.
+
+def read_schema_columns(path: Path) -> tuple[pd.Series, NumberColumns]:
+    """Read one data file for merging: its ids and number columns, once they meet the schema.
+
+    Accepts and rejects exactly as :func:`read_data_file` (the same DataFileError for a bad file), but a
+    plain CSV that is valid as parsed skips the per-file cleaning: :class:`MergedFrames` cleans the ids of
+    all files at once, and ``exited`` may still be 0.0/1.0 until then.
     """
     frame = _fast_csv(path)
-    if frame is None:
-        return read_data_file(path)
-    if not _as_read_is_valid(frame):
-        return check_schema(frame)
-    names = [str(c).strip() for c in frame.columns]
-    if names != list(COLUMNS):
-        frame = frame.set_axis(names, axis=1)[list(COLUMNS)]
-    return frame
+    columns = _columns_as_read(frame) if frame is not None else None
+    if columns is None:
+        columns = _columns_of(check_schema(frame) if frame is not None else read_data_file(path))
+    return columns
 
 
 # --- merging ---
@@ -300,19 +310,20 @@ class MergedFrames:
         self.lengths: list[int] = []
         self.rows = 0
 
-    def add(self, frame: pd.DataFrame) -> None:
-        """Append a frame from :func:`read_valid_frame` (or :func:`check_schema`)."""
-        end = self.rows + len(frame)
+    def add(self, ids: pd.Series, numbers: NumberColumns) -> None:
+        """Append one file's columns, from :func:`read_schema_columns` (or a :func:`check_schema` frame)."""
+        count = len(ids)
+        end = self.rows + count
         if end > self._capacity:
             self._reserve(max(end, 2 * self._capacity))
         for name in self.NUMBER_COLUMNS:
-            values = frame[name].to_numpy()
+            values = numbers[name]
             buffer = self._numbers[name]
-            if np.result_type(buffer.dtype, values.dtype) != buffer.dtype:  # as concat would: int becomes float
+            if np.result_type(buffer, values) != buffer.dtype:  # as concat would: int becomes float
                 buffer = self._numbers[name] = self._moved(buffer, self._capacity, np.result_type(buffer, values))
             buffer[self.rows:end] = values
-        self._ids.append(frame[ID_COLUMN])
-        self.lengths.append(len(frame))
+        self._ids.append(_clean_ids(ids))  # per file: no full-size copy of every id at the end
+        self.lengths.append(count)
         self.rows = end
 
     def _moved(self, buffer: np.ndarray, capacity: int, dtype: np.dtype) -> np.ndarray:
@@ -326,74 +337,146 @@ class MergedFrames:
         self._capacity = capacity
 
     def merge(self, names: list[str]) -> tuple[pd.DataFrame, pd.Series, np.ndarray]:
-        """Clean the ids, drop whole-row duplicates (first occurrence wins, in the order added) and return the
-        merged frame, each kept row's source (from ``names``, one per frame added) and per-frame counts of
-        dropped duplicates. The buffers are handed over: add nothing after merging."""
-        ids = pd.concat(self._ids, ignore_index=True).astype("string").str.strip()
-        self._ids.clear()
+        """Drop whole-row duplicates (first occurrence wins, in the order added; ids compared once cleaned),
+        clean the ids, and return the merged frame, each kept row's source (from ``names``, one per add) and
+        per-add counts of dropped duplicates. The buffers are handed over: add nothing after merging."""
         numbers = {name: buffer[:self.rows] for name, buffer in self._numbers.items()}
         self._numbers.clear()
         numbers[TARGET] = numbers[TARGET].astype(np.int64, copy=False)
-        codes = np.repeat(np.arange(len(self.lengths)), self.lengths)
-        duplicated = _duplicated(ids, numbers)
+        codes = np.repeat(np.arange(len(self.lengths), dtype=np.min_scalar_type(len(self.lengths))), self.lengths)
+        duplicated = _duplicated(self._ids, numbers)
         dropped = np.bincount(codes[duplicated], minlength=len(self.lengths))
+        ids = pd.concat(self._ids, ignore_index=True)
+        self._ids.clear()
         if duplicated.any():
             keep = ~duplicated
-            ids, codes = ids[keep].reset_index(drop=True), codes[keep]
-            for name in self.NUMBER_COLUMNS:  # one column at a time: the old buffer goes as the copy comes
+            ids, codes = ids[keep], codes[keep]
+            for name in self.NUMBER_COLUMNS:  # one column at a time: each old buffer goes as its copy comes
                 numbers[name] = numbers[name][keep]
-        data = pd.DataFrame({ID_COLUMN: ids, **numbers}, copy=False)
+        data = pd.DataFrame({ID_COLUMN: ids.reset_index(drop=True), **numbers}, copy=False)
         source = pd.Series(pd.Categorical.from_codes(codes, categories=names))
         return data, source, dropped
 
 
-def _row_hashes(columns: list[np.ndarray]) -> np.ndarray:
-    """A 64-bit hash per row of numeric columns: rows with equal numbers (NaN and -0.0 included) hash alike."""
-    hashes = np.zeros(len(columns[0]), dtype=np.uint64)
-    for values in columns:
-        if values.dtype.kind == "f":
-            values = values + 0.0  # -0.0 becomes 0.0
-            values[np.isnan(values)] = np.nan  # one NaN bit pattern
-            values = values.view(np.uint64)
-        hashes ^= values.astype(np.uint64)
-        hashes *= np.uint64(0x9E3779B97F4A7C15)  # spread the bits (wraps around, as intended)
-        hashes ^= hashes >> np.uint64(29)
+def _clean_ids(ids: pd.Series) -> pd.Series:
+    """Ids as :func:`check_schema` leaves them: text, surrounding whitespace removed."""
+    return ids.astype("string").str.strip()
+
+
+HASH_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
+HASH_BLOCK_ROWS = 1 << 16  # rows hashed at a time, so temporaries stay small
+
+
+def _row_hashes(columns: list[np.ndarray], start: int = 0, stop: int | None = None) -> np.ndarray:
+    """A 64-bit hash per row (``start`` to ``stop``) of numeric columns: rows with equal numbers (NaN and
+    -0.0 included) hash alike."""
+    stop = len(columns[0]) if stop is None else stop
+    hashes = np.zeros(stop - start, dtype=np.uint64)
+    for block in range(start, stop, HASH_BLOCK_ROWS):
+        part = hashes[block - start:min(block + HASH_BLOCK_ROWS, stop) - start]
+        for column in columns:
+            values = column[block:block + len(part)]
+            if values.dtype.kind == "f":
+                values = values + 0.0  # -0.0 becomes 0.0
+                values[np.isnan(values)] = np.nan  # one NaN bit pattern
+            part ^= values.view(np.uint64) if values.dtype.itemsize == 8 else values.astype(np.uint64)
+            part *= HASH_MULTIPLIER  # wraps around, as intended
+            part ^= part >> np.uint64(29)
     return hashes
 
 
-def _shared_hash_rows(hashes: np.ndarray) -> np.ndarray:
-    """Positions (ascending) of the rows whose hash another row also has."""
-    order = np.argsort(hashes, kind="stable")
-    ordered = hashes[order]
-    same = ordered[1:] == ordered[:-1]
-    del ordered
-    shared = np.zeros(len(hashes), dtype=bool)
-    shared[order[1:][same]] = True
-    shared[order[:-1][same]] = True
-    return np.flatnonzero(shared)
+def _rows_sharing_a_hash(columns: list[np.ndarray]) -> np.ndarray:
+    """Positions (ascending) of the rows whose numbers hash like at least one other row's.
+
+    The hashes are sorted in place to find the repeated ones, then recomputed block by block to find
+    their rows: one hash array at a time, never a sorted copy beside it.
+    """
+    rows = len(columns[0])
+    hashes = _row_hashes(columns)
+    hashes.sort()
+    repeated = np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
+    del hashes
+    if not repeated.size:
+        return np.zeros(0, dtype=np.int64)
+    found = []
+    for start in range(0, rows, HASH_BLOCK_ROWS):
+        block = _row_hashes(columns, start, min(start + HASH_BLOCK_ROWS, rows))
+        slot = np.minimum(np.searchsorted(repeated, block), repeated.size - 1)
+        found.append(np.flatnonzero(repeated[slot] == block) + start)
+    return np.concatenate(found)
 
 
-def _duplicated(ids: pd.Series, numbers: dict[str, np.ndarray]) -> np.ndarray:
-    """Whole-row duplicates (first occurrence kept) of the frame made of ``ids`` and ``numbers``, as
-    ``DataFrame.duplicated()`` says, in a fraction of its memory: equal rows have equal numbers, so only rows
-    whose numbers hash like another row's can be duplicates, and pandas compares just those, in order."""
-    duplicated = np.zeros(len(ids), dtype=bool)
-    if len(ids) < 2:
+def _take_rows(parts: list[pd.Series], rows: np.ndarray) -> pd.Series:
+    """Rows (ascending positions in the concatenation of ``parts``) taken part by part, without joining them."""
+    offsets = np.cumsum([0] + [len(part) for part in parts])
+    which = np.searchsorted(offsets, rows, side="right") - 1
+    bounds = np.flatnonzero(np.diff(which, prepend=-1, append=len(parts)))
+    pieces = [parts[which[a]].iloc[rows[a:b] - offsets[which[a]]] for a, b in zip(bounds[:-1], bounds[1:])]
+    return pd.concat(pieces, ignore_index=True)
+
+
+def _same_id(one: object, other: object) -> bool:
+    """Whether two cleaned ids are equal, a missing id being equal to a missing one (as in duplicated())."""
+    return one is other or (one is not pd.NA and other is not pd.NA and one == other)
+
+
+def _equal_to_first(columns: list[np.ndarray], ids: list[object]) -> np.ndarray | None:
+    """``duplicated()`` of the rows made of ``ids`` and numeric ``columns`` (the first column hashing the ids):
+    rows are grouped by hash and each is compared with its group's first row (missing equals missing).
+    None if a hash collision put unequal rows together."""
+    rows = len(ids)
+    order = np.argsort(_row_hashes(columns), kind="stable")  # by hash, then by position
+    ordered = _row_hashes([values[order] for values in columns])
+    starts = np.ones(rows, dtype=bool)
+    starts[1:] = ordered[1:] != ordered[:-1]
+    first = order[np.maximum.accumulate(np.where(starts, np.arange(rows), 0))]
+    for values in columns:
+        mine, theirs = values[order], values[first]
+        same = mine == theirs
+        if values.dtype.kind == "f":
+            same |= np.isnan(mine) & np.isnan(theirs)
+        if not same.all():
+            return None
+    later = order[~starts]
+    if not all(_same_id(ids[row], ids[head]) for row, head in zip(later, first[~starts])):
+        return None
+    duplicated = np.zeros(rows, dtype=bool)
+    duplicated[later] = True
+    return duplicated
+
+
+def _duplicated(ids: list[pd.Series], numbers: dict[str, np.ndarray]) -> np.ndarray:
+    """Whole-row duplicates (first occurrence kept) of the rows made of ``ids`` (per-file parts, compared once
+    cleaned) and ``numbers``, exactly as ``DataFrame.duplicated()`` says, in a fraction of its memory.
+
+    Equal rows have equal numbers, so only rows whose numbers hash like another row's can be duplicates;
+    those few are compared value by value. Should a hash collision ever mix unequal rows, pandas decides for
+    them instead.
+    """
+    rows = len(next(iter(numbers.values())))
+    duplicated = np.zeros(rows, dtype=bool)
+    if rows < 2:
         return duplicated
-    candidates = _shared_hash_rows(_row_hashes(list(numbers.values())))
+    candidates = _rows_sharing_a_hash(list(numbers.values()))
     if candidates.size:
-        subset = pd.DataFrame({ID_COLUMN: ids.iloc[candidates].reset_index(drop=True),
-                               **{name: values[candidates] for name, values in numbers.items()}})
-        duplicated[candidates] = subset.duplicated().to_numpy()
+        candidate_ids = _take_rows(ids, candidates)
+        id_values = candidate_ids.tolist()
+        id_hashes = np.fromiter(map(hash, id_values), dtype=np.int64, count=len(id_values))
+        columns = [id_hashes, *(values[candidates] for values in numbers.values())]
+        found = _equal_to_first(columns, id_values)
+        if found is None:
+            found = pd.DataFrame({ID_COLUMN: candidate_ids,
+                                  **{name: values[candidates] for name, values in numbers.items()}}).duplicated()
+        duplicated[candidates] = found
     return duplicated
 
 
 def merge_frames(frames: list[pd.DataFrame], names: list[str]) -> tuple[pd.DataFrame, pd.Series, np.ndarray]:
-    """Merge schema-valid frames once (see :class:`MergedFrames`): the merged frame without whole-row
-    duplicates (first occurrence wins, frames in order), each kept row's source name, per-frame dropped counts."""
+    """Merge frames from :func:`check_schema` once (see :class:`MergedFrames`): the merged frame without
+    whole-row duplicates (first occurrence wins, frames in order), each kept row's source, per-frame dropped counts."""
     merged = MergedFrames(sum(len(frame) for frame in frames))
     for frame in frames:
-        merged.add(frame)
+        merged.add(*_columns_of(frame))
     return merged.merge(names)
 
 
@@ -413,7 +496,7 @@ def _read_accepted(
             log.info("skipped %s: rejected before and unchanged (%s)", file.path, earlier[file.key])
             continue
         try:
-            merged.add(read_valid_frame(file.path))
+            merged.add(*read_schema_columns(file.path))
             good.append(file)
         except DataFileError as err:
             log.warning("rejected %s: %s %s", file.path, file.name, err)
