@@ -215,32 +215,53 @@ def _plain_text(raw: bytes) -> bool:
     return not raw.startswith(b"\xef\xbb\xbf")
 
 
-def _fast_csv(path: Path) -> pd.DataFrame | None:
-    """The raw frame of a plain CSV file, parsed straight from its bytes; None when anything is unusual."""
-    if path.suffix.lower() != ".csv":
-        return None
-    raw = path.read_bytes()
-    if not _plain_text(raw):
-        return None
+BLANKS_AND_QUOTES = (b" ", b"\t", b"\x0b", b"\x0c", b'"')
+
+
+def _trimmed_text(raw: bytes) -> bool:
+    """True for ASCII bytes without blanks, quotes or lone carriage returns: no field can need trimming."""
+    return raw.isascii() and not any(mark in raw for mark in BLANKS_AND_QUOTES) and (
+        raw.count(b"\r") == raw.count(b"\r\n")
+    )
+
+
+def _header_names(raw: bytes) -> list[str] | None:
+    """The column names on the first line of trimmed text when they are the five schema columns, else None."""
+    end = raw.find(b"\n")
+    names = raw[:end if end >= 0 else len(raw)].rstrip(b"\r").decode("ascii").split(",")
+    return names if len(names) == len(COLUMNS) and set(names) == set(COLUMNS) else None
+
+
+def _parse_plain_csv(raw: bytes) -> tuple[pd.DataFrame, list[str], bool] | None:
+    """Parse the bytes of a plain CSV: the raw frame, the schema name of each of its columns (stripped
+    labels) and whether its fields are surely trimmed already; None when pandas cannot parse it as it is.
+
+    Trimmed text with the schema's header line is parsed without header inference (the names are known).
+    """
+    trimmed = _trimmed_text(raw)
+    names = _header_names(raw) if trimmed else None
     try:
-        return pd.read_csv(io.BytesIO(raw), skipinitialspace=True)
+        if names is not None:
+            return pd.read_csv(io.BytesIO(raw), header=None, skiprows=1), names, trimmed
+        frame = pd.read_csv(io.BytesIO(raw), skipinitialspace=True)
     except (pd.errors.ParserError, ValueError):
         return None
+    return frame, [str(label).strip() for label in frame.columns.tolist()], trimmed
 
 
 NumberColumns = dict  # column name -> numpy array, for the number columns of one file
 
 
-def _columns_as_read(frame: pd.DataFrame) -> tuple[pd.Series, NumberColumns] | None:
-    """The ids and number arrays of a parsed frame that already meets the schema, or None when it may not.
+def _columns_as_read(frame: pd.DataFrame, names: list[str]) -> tuple[pd.Series, NumberColumns] | None:
+    """The ids and number arrays of a parsed frame (``names``: each column's schema name) that already meets
+    the schema, or None when it may not.
 
     "Meets" means :func:`check_schema` could only reorder it and clean its ids: the five columns, some rows,
     finite numbers (no text, no true/false) and ``exited`` in {0, 1}. Whole-column numpy checks, each column
     fetched once; None sends the frame through check_schema, which names the problem.
     """
     labels = frame.columns.tolist()
-    names = [str(label).strip() for label in labels]
-    if frame.empty or len(names) != len(COLUMNS) or set(names) != set(COLUMNS):
+    if frame.empty or len(labels) != len(COLUMNS) or len(names) != len(COLUMNS) or set(names) != set(COLUMNS):
         return None
     ids, numbers = None, {}
     for label, name in zip(labels, names):
@@ -265,17 +286,24 @@ def _columns_of(frame: pd.DataFrame) -> tuple[pd.Series, NumberColumns]:
 
 
 def read_schema_columns(path: Path) -> tuple[pd.Series, NumberColumns]:
-    """Read one data file for merging: its ids and number columns, once they meet the schema.
+    """Read one data file for merging: its ids (as text, trimmed) and number columns, once they meet the schema.
 
     Accepts and rejects exactly as :func:`read_data_file` (the same DataFileError for a bad file), but a
-    plain CSV that is valid as parsed skips the per-file cleaning: :class:`MergedFrames` cleans the ids of
-    all files at once, and ``exited`` may still be 0.0/1.0 until then.
+    plain CSV that is valid as parsed skips the per-file frame building; its ids may keep pandas' default
+    text dtype (:class:`MergedFrames` makes them ``string``) and its ``exited`` may still be 0.0/1.0.
     """
-    frame = _fast_csv(path)
-    columns = _columns_as_read(frame) if frame is not None else None
+    raw = path.read_bytes() if path.suffix.lower() == ".csv" else b""
+    parsed = _parse_plain_csv(raw) if _plain_text(raw) else None
+    if parsed is None:
+        return _columns_of(read_data_file(path))
+    frame, names, trimmed = parsed
+    columns = _columns_as_read(frame, names)
     if columns is None:
-        columns = _columns_of(check_schema(frame) if frame is not None else read_data_file(path))
-    return columns
+        return _columns_of(check_schema(frame))
+    ids, numbers = columns
+    if not (trimmed and isinstance(ids.dtype, pd.StringDtype)):
+        ids = _clean_ids(ids)
+    return ids, numbers
 
 
 # --- merging ---
@@ -305,8 +333,8 @@ class MergedFrames:
 
     def __init__(self, expected_rows: int = 1 << 16) -> None:
         self._capacity = max(expected_rows, 1)
-        self._numbers = {name: np.empty(self._capacity, dtype=np.int64) for name in self.NUMBER_COLUMNS}
-        self._ids: list[pd.Series] = []
+        self._numbers: dict[str, np.ndarray] = {}  # allocated by the first add, in that file's dtypes
+        self._ids: list[pd.api.extensions.ExtensionArray] = []  # per file (arrays: cheaper to slice than Series)
         self.lengths: list[int] = []
         self.rows = 0
 
@@ -318,11 +346,13 @@ class MergedFrames:
             self._reserve(max(end, 2 * self._capacity))
         for name in self.NUMBER_COLUMNS:
             values = numbers[name]
-            buffer = self._numbers[name]
-            if np.result_type(buffer, values) != buffer.dtype:  # as concat would: int becomes float
+            buffer = self._numbers.get(name)
+            if buffer is None:
+                buffer = self._numbers[name] = np.empty(self._capacity, dtype=values.dtype)
+            elif np.result_type(buffer, values) != buffer.dtype:  # as concat would: int becomes float
                 buffer = self._numbers[name] = self._moved(buffer, self._capacity, np.result_type(buffer, values))
             buffer[self.rows:end] = values
-        self._ids.append(_clean_ids(ids))  # per file: no full-size copy of every id at the end
+        self._ids.append(ids.array)
         self.lengths.append(count)
         self.rows = end
 
@@ -346,13 +376,18 @@ class MergedFrames:
         codes = np.repeat(np.arange(len(self.lengths), dtype=np.min_scalar_type(len(self.lengths))), self.lengths)
         duplicated = _duplicated(self._ids, numbers)
         dropped = np.bincount(codes[duplicated], minlength=len(self.lengths))
-        ids = pd.concat(self._ids, ignore_index=True)
-        self._ids.clear()
         if duplicated.any():
             keep = ~duplicated
-            ids, codes = ids[keep], codes[keep]
+            codes = codes[keep]
             for name in self.NUMBER_COLUMNS:  # one column at a time: each old buffer goes as its copy comes
                 numbers[name] = numbers[name][keep]
+            ends = np.cumsum(self.lengths)
+            for index, (part, end) in enumerate(zip(self._ids, ends)):  # file by file, no full-size copy
+                kept = keep[end - len(part):end]
+                if not kept.all():
+                    self._ids[index] = part[kept]
+        ids = _joined(self._ids).astype("string")
+        self._ids.clear()
         data = pd.DataFrame({ID_COLUMN: ids.reset_index(drop=True), **numbers}, copy=False)
         source = pd.Series(pd.Categorical.from_codes(codes, categories=names))
         return data, source, dropped
@@ -406,13 +441,17 @@ def _rows_sharing_a_hash(columns: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(found)
 
 
-def _take_rows(parts: list[pd.Series], rows: np.ndarray) -> pd.Series:
+def _joined(parts: list[pd.api.extensions.ExtensionArray]) -> pd.Series:
+    """One Series of the values of ``parts``, in order."""
+    return pd.concat([pd.Series(part, copy=False) for part in parts], ignore_index=True)
+
+
+def _take_rows(parts: list[pd.api.extensions.ExtensionArray], rows: np.ndarray) -> pd.Series:
     """Rows (ascending positions in the concatenation of ``parts``) taken part by part, without joining them."""
     offsets = np.cumsum([0] + [len(part) for part in parts])
     which = np.searchsorted(offsets, rows, side="right") - 1
     bounds = np.flatnonzero(np.diff(which, prepend=-1, append=len(parts)))
-    pieces = [parts[which[a]].iloc[rows[a:b] - offsets[which[a]]] for a, b in zip(bounds[:-1], bounds[1:])]
-    return pd.concat(pieces, ignore_index=True)
+    return _joined([parts[which[a]].take(rows[a:b] - offsets[which[a]]) for a, b in zip(bounds[:-1], bounds[1:])])
 
 
 def _same_id(one: object, other: object) -> bool:
@@ -445,7 +484,7 @@ def _equal_to_first(columns: list[np.ndarray], ids: list[object]) -> np.ndarray 
     return duplicated
 
 
-def _duplicated(ids: list[pd.Series], numbers: dict[str, np.ndarray]) -> np.ndarray:
+def _duplicated(ids: list[pd.api.extensions.ExtensionArray], numbers: dict[str, np.ndarray]) -> np.ndarray:
     """Whole-row duplicates (first occurrence kept) of the rows made of ``ids`` (per-file parts, compared once
     cleaned) and ``numbers``, exactly as ``DataFrame.duplicated()`` says, in a fraction of its memory.
 
@@ -459,7 +498,7 @@ def _duplicated(ids: list[pd.Series], numbers: dict[str, np.ndarray]) -> np.ndar
         return duplicated
     candidates = _rows_sharing_a_hash(list(numbers.values()))
     if candidates.size:
-        candidate_ids = _take_rows(ids, candidates)
+        candidate_ids = _clean_ids(_take_rows(ids, candidates))
         id_values = candidate_ids.tolist()
         id_hashes = np.fromiter(map(hash, id_values), dtype=np.int64, count=len(id_values))
         columns = [id_hashes, *(values[candidates] for values in numbers.values())]
