@@ -288,19 +288,18 @@ def _columns_of(frame: pd.DataFrame) -> tuple[pd.Series, NumberColumns]:
 def read_schema_columns(path: Path) -> tuple[pd.Series, NumberColumns]:
     """Read one data file for merging: its ids (as text, trimmed) and number columns, once they meet the schema.
 
-    Accepts and rejects exactly as :func:`read_data_file` (the same DataFileError for a bad file), but a
-    plain CSV that is valid as parsed skips the per-file frame building; its ids may keep pandas' default
-    text dtype (:class:`MergedFrames` makes them ``string``) and its ``exited`` may still be 0.0/1.0.
+    Accepts and rejects exactly as :func:`read_data_file` (anything unusual or bad goes through it, so the
+    DataFileError is the same), but a plain CSV that is valid as parsed skips the per-file frame building;
+    its ids may keep pandas' default text dtype (:class:`MergedFrames` makes them ``string``) and its
+    ``exited`` may still be 0.0/1.0.
     """
     raw = path.read_bytes() if path.suffix.lower() == ".csv" else b""
     parsed = _parse_plain_csv(raw) if _plain_text(raw) else None
-    if parsed is None:
+    columns = _columns_as_read(*parsed[:2]) if parsed is not None else None
+    if columns is None:  # unusual or bad: the reference path reads it again and names any problem
         return _columns_of(read_data_file(path))
-    frame, names, trimmed = parsed
-    columns = _columns_as_read(frame, names)
-    if columns is None:
-        return _columns_of(check_schema(frame))
     ids, numbers = columns
+    trimmed = parsed[2]
     if not (trimmed and isinstance(ids.dtype, pd.StringDtype)):
         ids = _clean_ids(ids)
     return ids, numbers
