@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -165,7 +166,14 @@ def _decode(raw: bytes) -> str:
 def parse_csv_text(text: str) -> pd.DataFrame:
     """Parse CSV text into a raw frame (no schema check); DataFileError if it is not CSV."""
     try:
-        return pd.read_csv(io.StringIO(text), skipinitialspace=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)  # more fields than the header: not data
+            return pd.read_csv(io.StringIO(text), skipinitialspace=True, index_col=False)
+    except pd.errors.ParserWarning:
+        raise DataFileError(
+            "is not a valid CSV (the first data line has more fields than the header); "
+            "check the number of commas on each line"
+        ) from None
     except pd.errors.EmptyDataError:
         raise DataFileError("is empty; it needs a header line and data rows") from None
     except (pd.errors.ParserError, ValueError) as err:
