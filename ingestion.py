@@ -21,7 +21,7 @@ import pandas as pd
 
 from datafiles import DATA_SUFFIXES, FINAL_DATA_NAME, INGESTED_FILES_NAME, DataFile, scan_folder
 from plumbing import UserFacingError, atomic_write, atomic_write_text, make_parser, run_script
-from records import IngestionRecord, RecordsStore
+from records import IngestionRecord, RecordsStore, with_store
 from settings import Settings
 
 log = logging.getLogger("ingestion")
@@ -300,13 +300,7 @@ def merge_multiple_dataframe(settings: Settings, store: RecordsStore, run_id: in
 def main() -> None:
     parser = make_parser("Merge the data files of the input folder into finaldata.csv and record each file.")
     args = parser.parse_args()
-
-    def step(settings: Settings) -> int:
-        with RecordsStore(settings.records_db_path) as store:
-            merge_multiple_dataframe(settings, store)
-        return 0
-
-    raise SystemExit(run_script(args, step))
+    raise SystemExit(run_script(args, with_store(merge_multiple_dataframe)))
 
 
 if __name__ == "__main__":
