@@ -130,7 +130,7 @@ def check_schema(frame: pd.DataFrame, require_target: bool = True, require_id: b
     Raises DataFileError naming the column (and row) at fault. Without ``require_id`` the ``corporation``
     column is optional; without ``require_target`` the ``exited`` column is optional.
     """
-    frame = frame.rename(columns=lambda c: str(c).strip())
+    frame = frame.rename(columns=lambda c: str(c).strip()).reset_index(drop=True)
     columns = list(frame.columns)
     expected = [c for c in COLUMNS if (c != TARGET or require_target) and (c != ID_COLUMN or require_id)]
     optional = [c for c in (ID_COLUMN, TARGET) if c not in expected and c in columns]

@@ -147,3 +147,9 @@ def test_ingestion_script_runs_on_its_own(project: Project) -> None:
     result = project.run("ingestion.py")
     assert "rejected" in result.stderr and "bad.csv has 9 in column 'exited'" in result.stderr
     assert (project.root / "ingesteddata" / "finaldata.csv").exists()
+
+
+def test_schema_check_keeps_values_of_a_frame_with_any_row_labels() -> None:
+    frame = parse_csv_text(f"{COLUMNS}\na,1,2,3,0\nb,4,5,6,1\n").set_axis([17, 42])
+    clean = check_schema(frame)
+    assert clean["lastmonth_activity"].tolist() == [1, 4] and clean["exited"].tolist() == [0, 1]
