@@ -269,6 +269,22 @@ def compare_with_reference(
     }
 
 
+def without_reference(batch_rows: int, config: DriftConfig, reason: str) -> dict[str, Any]:
+    """The result, in the shape of :func:`compare_with_reference`, when there is no reference to compare with."""
+    return {
+        "verdict": NO_REFERENCE,
+        "reason": reason,
+        "batch_rows": int(batch_rows),
+        "reference_rows": None,
+        "drifted_features": [],
+        "drift_share": 0.0,
+        "features": {},
+        "target_rate": None,
+        "predicted_positive_rate": None,
+        "config": asdict(config),
+    }
+
+
 def summary_line(result: Mapping[str, Any]) -> str:
     """One line for a run summary: the verdict, each feature's status and statistic, the two rate shifts."""
     head = f"{result['verdict']} ({result['reason']})"

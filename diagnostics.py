@@ -9,7 +9,6 @@ rows with the deployed version's training reference, feature by feature (statist
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import re
@@ -225,14 +224,8 @@ def data_drift(
              "files": list(files or [])}
     reference = read_reference(deployed.path)
     if reference is None:
-        return {
-            **stamp,
-            "verdict": datadrift.NO_REFERENCE,
-            "reason": f"{deployed.version} was deployed before training references were kept; "
-                      "the next deployment will have one",
-            "batch_rows": int(len(clean)),
-            "config": dataclasses.asdict(config),
-        }
+        reason = f"{deployed.version} was deployed before training references were kept; the next deployment has one"
+        return {**stamp, **datadrift.without_reference(len(clean), config, reason)}
     predictions = predict_frame(clean, deployed)["prediction"].to_numpy() if len(clean) else np.array([])
     target = clean[TARGET].to_numpy(dtype="float64") if TARGET in clean.columns else None
     result = datadrift.compare_with_reference(reference, _feature_arrays(clean), config, target, predictions)

@@ -236,6 +236,14 @@ def test_reference_counts_missing_values() -> None:
     assert entry["rows"] == 2 and entry["missing"] == 2 and entry["values"] == [1.0, 3.0]
 
 
+def test_a_result_without_reference_has_the_shape_of_a_comparison() -> None:
+    rng = np.random.default_rng(0)
+    compared = datadrift.compare_with_reference(reference_of(rng, SMALL_REFERENCE), generate(rng, 50), DriftConfig())
+    missing = datadrift.without_reference(50, DriftConfig(), "deployed before references were kept")
+    assert set(missing) == set(compared) and missing["verdict"] == NO_REFERENCE
+    assert "no reference (deployed before" in datadrift.summary_line(missing)
+
+
 # --- against the deployed model ---
 
 
