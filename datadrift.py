@@ -157,8 +157,10 @@ def build_reference(
 # --- comparisons ---
 
 
-def compare_feature(reference: Mapping[str, Any], batch: Sequence[float] | np.ndarray, config: DriftConfig) -> dict[str, Any]:
-    """Test one feature of the batch against its reference entry; ``status`` is drift, watch, no drift or
+def compare_feature(
+    reference: Mapping[str, Any], batch: Sequence[float] | np.ndarray, config: DriftConfig
+) -> dict[str, Any]:
+    """Test one feature of the batch against its reference entry; ``status``: drift, watch, no drift or
     insufficient data."""
     values = finite_values(batch)
     kept = reference.get("values")
@@ -190,7 +192,9 @@ def compare_feature(reference: Mapping[str, Any], batch: Sequence[float] | np.nd
     return {**result, "statistic": value, "status": status, "detail": detail}
 
 
-def rate_shift(reference: Mapping[str, Any], batch: Sequence[float] | np.ndarray, config: DriftConfig) -> dict[str, Any]:
+def rate_shift(
+    reference: Mapping[str, Any], batch: Sequence[float] | np.ndarray, config: DriftConfig
+) -> dict[str, Any]:
     """Shift of a 0/1 rate (target or predictions) from the reference, with Fisher's exact test."""
     now = rate_reference(batch)
     result: dict[str, Any] = {

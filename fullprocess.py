@@ -5,8 +5,9 @@ pandas, scikit-learn and matplotlib are imported only when there is work. The F1
 config (``raw``, ``parametric`` or ``nonparametric``, see :func:`drift_decision`). Every new batch is also
 checked for feature-level data drift against the deployed version's training reference and recorded; data
 drift alone retrains only when ``data_drift_triggers_retrain`` is true (default: report only). With nothing
-deployed yet the run bootstraps straight through training and deployment. One run at a time: a second one exits 0 at
-once. The run ends with a summary of what it did and why; the exit code is non-zero only on a real failure.
+deployed yet the run bootstraps straight through training and deployment. One run at a time: a second one
+exits 0 at once. The run ends with a summary of what it did and why; the exit code is non-zero only on a real
+failure.
 """
 
 from __future__ import annotations
@@ -157,7 +158,7 @@ def _check_data_drift(settings: Settings, store: RecordsStore, batch: Any, names
 
     try:
         result = diagnostics.data_drift(settings, batch, files=names)
-    except Exception:
+    except Exception:  # noqa: BLE001 - the data drift view is extra; the F1 check still decides, and we say so
         log.exception("data drift check failed (the F1 drift check decides alone)")
         report.add("data drift check FAILED (see the traceback above)")
         return "failed"
@@ -248,7 +249,8 @@ def process_new_data(settings: Settings, store: RecordsStore, run_id: int, fresh
             return "no new data"
         model_drift, data_verdict = _check_batch(settings, store, batch, new_accepted, report)
         if not model_drift and not (data_verdict == "drift" and settings.data_drift_triggers_retrain):
-            note = " (data drift is report-only: data_drift_triggers_retrain is false)" if data_verdict == "drift" else ""
+            report_only = data_verdict == "drift"
+            note = " (data drift is report-only: data_drift_triggers_retrain is false)" if report_only else ""
             report.add(f"no drift: {deployed_version} stays deployed{note}")
             return "no drift" if data_verdict != "failed" else "no drift, data drift check failed"
         if not model_drift:

@@ -150,6 +150,8 @@ def read_reference(folder: Path, metadata: dict[str, Any] | None = None) -> dict
         raise ModelIntegrityError(f"data drift reference {path} is missing but recorded in {METADATA_NAME}; "
                                   "retrain with training.py or roll back with deployment.py --rollback") from None
     if hashlib.sha256(data).hexdigest() != metadata["reference_sha256"]:
-        raise ModelIntegrityError(f"data drift reference {path} does not match the sha256 recorded in "
-                                  f"{METADATA_NAME}; retrain with training.py or roll back with deployment.py --rollback")
+        raise ModelIntegrityError(
+            f"data drift reference {path} does not match the sha256 recorded in {METADATA_NAME}; "
+            "retrain with training.py or roll back with deployment.py --rollback"
+        )
     return json.loads(data)

@@ -73,7 +73,9 @@ class Outcome:
     seconds: float
 
 
-def ours(reference_data: dict[str, np.ndarray], batch: dict[str, np.ndarray], config: DriftConfig) -> tuple[Outcome, float]:
+def ours(
+    reference_data: dict[str, np.ndarray], batch: dict[str, np.ndarray], config: DriftConfig
+) -> tuple[Outcome, float]:
     """Our check; returns the outcome (compare time) and the time to build the reference (done once per model)."""
     started = time.perf_counter()
     target = np.zeros(len(reference_data["a"]))
