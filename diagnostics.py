@@ -217,7 +217,6 @@ def data_drift(
     ``no reference`` for a version deployed before references were kept. Thresholds come from config.
     """
     deployed = deployed or load_deployed_model(settings)
-    batch = batch.reset_index(drop=True)  # check_schema aligns rows by label: renumber a slice (the new batch)
     clean = check_schema(batch, require_target=False, require_id=False) if len(batch) else _no_rows()
     config = datadrift.DriftConfig.from_settings(settings)
     stamp = {"timestamp": utc_now(), "model_version": deployed.version, "model_sha256": deployed.sha256,

@@ -120,6 +120,7 @@ def test_fresh_project_bootstraps_every_course_artifact_and_a_second_tick_change
     assert current_version(settings) == "v0001"
     assert sorted(p.name for p in (versions_dir(settings) / "v0001").iterdir()) == [
         "deployment.json", "ingestedfiles.txt", "latestscore.txt", "trainedmodel.json", "trainedmodel.pkl",
+        "trainingreference.json",
     ]
     assert (project.root / "production_deployment" / "trainedmodel.pkl").read_bytes() == (
         project.root / "models" / "trainedmodel.pkl").read_bytes()
