@@ -13,9 +13,12 @@ from __future__ import annotations
 import json
 import sqlite3
 from pathlib import Path
-from typing import Any, Iterable, Iterator, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NamedTuple, Sequence
 
 from plumbing import utc_now
+
+if TYPE_CHECKING:
+    from settings import Settings
 
 BUSY_TIMEOUT_MS = 10_000
 LOOKUP_CHUNK = 300  # keys per bulk lookup query (3 x 300 parameters < SQLite's oldest limit of 999)
@@ -417,3 +420,13 @@ def _split_sql(script: str) -> Iterator[str]:
         if statement.strip():
             yield statement
 
+
+def with_store(step: Callable[[Settings, RecordsStore], object]) -> Callable[[Settings], int]:
+    """Adapt a step that needs the records store to ``plumbing.run_script``'s ``step(settings)`` shape."""
+
+    def run(settings: Settings) -> int:
+        with RecordsStore(settings.records_db_path) as store:
+            step(settings, store)
+        return 0
+
+    return run

@@ -37,7 +37,7 @@ def confusion_on_test_data(settings: Settings, deployed: DeployedModel) -> np.nd
 
 def draw_confusion_matrix(matrix: np.ndarray, title: str) -> plt.Figure:
     """A labelled heatmap of a 2x2 confusion matrix with the count in each cell."""
-    figure, axes = plt.subplots(figsize=(5, 4.5), layout="constrained")
+    figure, axes = plt.subplots(figsize=(6, 5), layout="constrained")
     image = axes.imshow(matrix, cmap="Blues")
     figure.colorbar(image, ax=axes, label="clients")
     axes.set_xticks([0, 1], labels=CLASS_LABELS)
@@ -56,7 +56,7 @@ def plot_confusion_matrix(settings: Settings) -> Path:
     """Draw the deployed model's confusion matrix on the test data and save ``confusionmatrix.png``."""
     deployed = load_deployed_model(settings)
     matrix = confusion_on_test_data(settings, deployed)
-    figure = draw_confusion_matrix(matrix, f"Confusion matrix, model {deployed.version}, test data")
+    figure = draw_confusion_matrix(matrix, f"Confusion matrix on the test data\nmodel {deployed.version}")
     path = settings.output_model_path / CONFUSION_MATRIX_NAME
     try:
         atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=120))
