@@ -255,8 +255,8 @@ def _read_json(config_path: Path) -> dict[str, Any]:
 
 def _check_psi_levels(config_path: Path, optional: dict[str, Any]) -> None:
     """The PSI watch level must sit below the drift level."""
-    watch = optional.get("data_drift_psi_watch", Settings.data_drift_psi_watch)
-    drift = optional.get("data_drift_psi_drift", Settings.data_drift_psi_drift)
+    watch = optional.get("data_drift_psi_watch", Settings._field_defaults["data_drift_psi_watch"])
+    drift = optional.get("data_drift_psi_drift", Settings._field_defaults["data_drift_psi_drift"])
     if watch >= drift:
         raise ConfigError(
             f"{config_path}: key 'data_drift_psi_watch' ({watch}) must be below 'data_drift_psi_drift' ({drift})"
