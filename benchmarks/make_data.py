@@ -110,6 +110,8 @@ def main() -> None:
     try:
         paths = make_data(folder, args.files, args.rows, args.duplicate_rate, args.drift, args.seed)
     except ValueError as err:
+        if args.out is None:
+            folder.rmdir()
         parser.error(str(err))
     print(f"wrote {len(paths)} file(s) x {args.rows} rows to {folder}")
     if args.test_file:

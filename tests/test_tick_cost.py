@@ -1,0 +1,34 @@
+"""What a no-op cron tick loads: only what deciding "nothing new" needs, and it still logs that decision.
+
+benchmarks/run.py measures the tick against a bare interpreter; this test keeps the modules that made it slow
+(each costs milliseconds on every tick) from creeping back in. Heavy libraries are covered by
+test_fullprocess.py."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import REPO, Project, copy_project
+
+# dataclasses pulls inspect (and ast, dis); logging.handlers pulls socket, pickle and queues; shutil pulls
+# bz2, lzma and zlib; tempfile pulls random. None of them is needed to find out that nothing is new.
+NOT_ON_THE_TICK = {"dataclasses", "inspect", "logging.handlers", "socket", "shutil", "bz2", "lzma", "tempfile",
+                   "random"}
+
+
+def test_a_no_op_tick_imports_no_module_it_does_not_need_and_still_logs(deployed_template: Project,
+                                                                         tmp_path: Path) -> None:
+    project = copy_project(deployed_template, tmp_path / "project")
+    command = [sys.executable, "-X", "importtime", str(REPO / "fullprocess.py"), "--config",
+               str(project.practice_config), "--quiet"]
+    env = {k: v for k, v in os.environ.items() if k != "RISK_CONFIG"}
+    result = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+    assert "fullprocess" not in imported  # the script itself runs as __main__
+    assert {"settings", "records", "datafiles", "plumbing", "sqlite3", "logging"} <= imported
+    assert not imported & NOT_ON_THE_TICK, sorted(imported & NOT_ON_THE_TICK)
+    log = (project.root / "logs" / "fullprocess.log").read_text()
+    assert log.splitlines()[-1].endswith("stays deployed; nothing to do")
