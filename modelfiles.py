@@ -8,14 +8,12 @@ scikit-learn version is flagged. Standard library only (scikit-learn is imported
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import pickle
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from plumbing import UserFacingError, atomic_write_bytes, atomic_write_text
+from plumbing import UserFacingError, atomic_write_bytes, atomic_write_text, sha256_bytes
 
 log = logging.getLogger("modelfiles")
 
@@ -58,9 +56,11 @@ def installed_version(package: str) -> str | None:
 
 def save_model(model: Any, metadata: dict[str, Any], folder: Path) -> dict[str, Any]:
     """Write the pickle, then its metadata carrying the pickle's sha256; both atomically."""
+    import pickle  # here, not at the top: the cron tick imports this module and never pickles
+
     data = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
     atomic_write_bytes(folder / MODEL_NAME, data)
-    metadata = {**metadata, "model_file": MODEL_NAME, "model_sha256": hashlib.sha256(data).hexdigest()}
+    metadata = {**metadata, "model_file": MODEL_NAME, "model_sha256": sha256_bytes(data)}
     atomic_write_text(folder / METADATA_NAME, json.dumps(metadata, indent=2) + "\n")
     return metadata
 
@@ -85,12 +85,14 @@ def load_verified_pickle(path: Path, expected_sha256: str) -> Any:
         data = path.read_bytes()
     except FileNotFoundError:
         raise ModelIntegrityError(f"model file {path} does not exist") from None
-    actual = hashlib.sha256(data).hexdigest()
+    actual = sha256_bytes(data)
     if actual != expected_sha256:
         raise ModelIntegrityError(
             f"model file {path} has sha256 {actual[:12]}..., but {expected_sha256[:12]}... was recorded; "
             "refusing to unpickle it (retrain with training.py or roll back with deployment.py --rollback)"
         )
+    import pickle  # not needed by the cron tick
+
     return pickle.loads(data)
 
 
@@ -128,7 +130,7 @@ def write_reference(folder: Path, reference: dict[str, Any]) -> dict[str, str]:
     """Write the data drift reference atomically; returns the metadata entries that record it (name, sha256)."""
     data = (json.dumps(reference, separators=(",", ":")) + "\n").encode("utf-8")
     atomic_write_bytes(folder / REFERENCE_NAME, data)
-    return {"reference_file": REFERENCE_NAME, "reference_sha256": hashlib.sha256(data).hexdigest()}
+    return {"reference_file": REFERENCE_NAME, "reference_sha256": sha256_bytes(data)}
 
 
 def reference_path(folder: Path, metadata: dict[str, Any]) -> Path | None:
@@ -147,7 +149,7 @@ def read_reference(folder: Path, metadata: dict[str, Any] | None = None) -> dict
     except FileNotFoundError:
         raise ModelIntegrityError(f"data drift reference {path} is missing but recorded in {METADATA_NAME}; "
                                   "retrain with training.py or roll back with deployment.py --rollback") from None
-    if hashlib.sha256(data).hexdigest() != metadata["reference_sha256"]:
+    if sha256_bytes(data) != metadata["reference_sha256"]:
         raise ModelIntegrityError(
             f"data drift reference {path} does not match the sha256 recorded in {METADATA_NAME}; "
             "retrain with training.py or roll back with deployment.py --rollback"

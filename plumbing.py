@@ -39,6 +39,13 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def sha256_bytes(data: bytes) -> str:
+    """Hex sha256 of some bytes."""
+    import hashlib  # loads OpenSSL: only when there is something to hash
+
+    return hashlib.sha256(data).hexdigest()
+
+
 def sha256_file(path: Path) -> str:
     """Hex sha256 of a file's bytes, read in chunks."""
     import hashlib  # loads OpenSSL: only when there is something to hash

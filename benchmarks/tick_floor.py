@@ -17,7 +17,9 @@ import sys
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(  # a fixed help width: argparse would import shutil to ask the terminal
+        description=__doc__.splitlines()[0], formatter_class=lambda prog: argparse.HelpFormatter(prog, width=78)
+    )
     parser.add_argument("--config", required=True)
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
