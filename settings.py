@@ -73,6 +73,9 @@ class Settings:
     api_timeout_seconds: float = 5.0
     package_index_url: str = "https://pypi.org/pypi"
     dependency_check_timeout_seconds: float = 3.0
+    api_workers: int = 2
+    api_max_upload_bytes: int = 10 * 1024 * 1024
+    api_data_folders: tuple[Path, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -86,6 +89,12 @@ class Settings:
         if self.test_data_path.suffix.lower() == ".csv":
             return self.test_data_path
         return self.test_data_path / "testdata.csv"
+
+    @property
+    def api_bind(self) -> tuple[str, int]:
+        """Host and port the API listens on: those of ``api_url`` (127.0.0.1 and 8000 when not given)."""
+        parts = urlsplit(self.api_url)
+        return parts.hostname or "127.0.0.1", parts.port or 8000
 
     @property
     def lock_path(self) -> Path:
@@ -186,6 +195,8 @@ OPTIONAL_KEYS: dict[str, Callable[[Any], Any]] = {
     "api_timeout_seconds": _positive_number,
     "package_index_url": _http_url,
     "dependency_check_timeout_seconds": _positive_number,
+    "api_workers": _positive_int,
+    "api_max_upload_bytes": _positive_int,
 }
 
 
@@ -229,6 +240,9 @@ def load_config(config_path: str | os.PathLike[str] | None = None) -> Settings:
         paths[key] = resolve(key, data[key])
 
     optional = {key: _check(path, key, data[key], check) for key, check in OPTIONAL_KEYS.items() if key in data}
+    folders = data.get("api_data_folders", [])
+    if not isinstance(folders, list):
+        raise ConfigError(f"{path}: key 'api_data_folders' must be a list of folder paths (got {folders!r})")
     records = data.get("records_db_path", Path(data["output_folder_path"]) / "records.sqlite")
     return Settings(
         config_path=path,
@@ -240,6 +254,7 @@ def load_config(config_path: str | os.PathLike[str] | None = None) -> Settings:
             else CODE_DIR / "requirements.txt"
         ),
         model=_model_params(path, data.get("model")),
+        api_data_folders=tuple(resolve(f"api_data_folders[{i}]", folder) for i, folder in enumerate(folders)),
         raw=data,
         **paths,
         **optional,

@@ -121,22 +121,26 @@ def deployed_project(tmp_path_factory: pytest.TempPathFactory) -> Project:
 @contextlib.contextmanager
 def serve(project: Project, server: str = "gunicorn", env: dict[str, str] | None = None,
           workers: int = 2) -> Iterator[str]:
-    """Start the real API (``gunicorn`` via wsgi.py, or ``flask`` via ``python app.py``) on a free loopback port.
+    """Start the real API (``gunicorn`` via wsgi.py and gunicorn.conf.py, or ``flask`` via ``python app.py``)
+    on a free loopback port.
 
-    Yields the base URL once ``/health`` answers; stops the server afterwards.
+    Yields the base URL once ``/health`` answers; stops the server afterwards. The server's output goes to
+    ``server-<port>.log`` beside the project (a pipe nobody reads would fill up and stall the server).
     """
     port = free_port()
     environment = {**os.environ, "RISK_CONFIG": str(project.config), **(env or {})}
     if server == "gunicorn":
-        command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-                   "--chdir", str(REPO), "wsgi:app"]
+        command = [sys.executable, "-m", "gunicorn", "--config", str(REPO / "gunicorn.conf.py"),
+                   "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--chdir", str(REPO), "wsgi:app"]
     else:
         command = [sys.executable, str(REPO / "app.py"), "--config", str(project.config), "--port", str(port)]
-    process = subprocess.Popen(command, cwd=project.root.parent, env=environment,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log_path = project.root.parent / f"server-{port}.log"
+    with open(log_path, "w") as log_file:
+        process = subprocess.Popen(command, cwd=project.root.parent, env=environment,
+                                   stdout=log_file, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for_http(f"{url}/health", process)
+        wait_for_http(f"{url}/health", process, log_path)
         yield url
     finally:
         process.terminate()
@@ -144,18 +148,19 @@ def serve(project: Project, server: str = "gunicorn", env: dict[str, str] | None
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
+            process.wait()
 
 
-def wait_for_http(url: str, process: subprocess.Popen[str], timeout: float = 60) -> None:
+def wait_for_http(url: str, process: subprocess.Popen[str], log_path: Path, timeout: float = 60) -> None:
     """Poll ``url`` until it answers; fail with the server's output if it exits or never answers."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"server exited with {process.returncode}:\n{process.stdout.read()}")
+            raise AssertionError(f"server exited with {process.returncode}:\n{log_path.read_text()}")
         try:
             requests.get(url, timeout=1)
             return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or a worker still booting
             time.sleep(0.1)
     process.kill()
-    raise AssertionError(f"server did not answer {url} within {timeout}s:\n{process.stdout.read()}")
+    raise AssertionError(f"server did not answer {url} within {timeout}s:\n{log_path.read_text()}")
