@@ -56,11 +56,6 @@ class PredictionInput:
 
     frame: pd.DataFrame
     subject: str
-    kind: str  # "csv" or "json": how rows are numbered in messages
-
-    def row_label(self, position: int) -> str:
-        """A 0-based row as the client sees it: the CSV line (line 1 is the header) or the JSON record."""
-        return f"line {position + 2}" if self.kind == "csv" else f"record {position + 1}"
 
 
 # --- files named by the client ---
@@ -78,16 +73,8 @@ def data_folders(settings: Settings) -> list[Path]:
     return unique
 
 
-def shown_path(path: Path, settings: Settings) -> str:
-    """A path as the user knows it: relative to the project folder when it lies inside it."""
-    try:
-        return str(path.relative_to(settings.project_dir))
-    except ValueError:
-        return str(path)
-
-
 def _folder_names(settings: Settings) -> str:
-    return ", ".join(f"{shown_path(folder, settings)}/" for folder in data_folders(settings))
+    return ", ".join(f"{settings.shown_path(folder)}/" for folder in data_folders(settings))
 
 
 def _inside(path: Path, folders: Iterable[Path]) -> bool:
@@ -141,8 +128,8 @@ def resolve_data_path(value: object, settings: Settings, key: str = "filepath") 
             continue
         if not _inside(real, folders):
             if _inside(candidate, folders) and os.path.lexists(candidate):
-                raise ApiError(403, f"{key} {text!r} points outside the data folders ({_folder_names(settings)}) "
-                                    "through a symlink; the API reads only files inside them")
+                raise ApiError(403, f"{key} {text!r} is a symlink pointing outside the data folders "
+                                    f"({_folder_names(settings)}); the API reads only files inside them")
             continue
         reached_inside = True
         try:
@@ -162,7 +149,7 @@ def resolve_data_path(value: object, settings: Settings, key: str = "filepath") 
 
 def read_named_file(real: Path, settings: Settings) -> PredictionInput:
     """Read a data file found by :func:`resolve_data_path` (regular files only, symlinks already resolved)."""
-    shown = shown_path(real, settings)
+    shown = settings.shown_path(real)
     suffix = real.suffix.lower()
     if suffix not in DATA_SUFFIXES:
         raise ApiError(400, f"{shown} is not a CSV file (type {suffix or 'none'!r}); name a .csv file "
@@ -176,7 +163,7 @@ def read_named_file(real: Path, settings: Settings) -> PredictionInput:
             raise ApiError(400, f"{shown} is not a regular file; name a CSV file")
         raw = handle.read()
     kind = "json" if suffix == ".json" else "csv"
-    return PredictionInput(parse_data(raw, kind, shown), shown, kind)
+    return PredictionInput(parse_data(raw, kind, shown), shown)
 
 
 # --- data sent by the client ---
@@ -240,7 +227,7 @@ def _json_object(payload: dict[str, Any], subject: str) -> Offer:
     if paths:
         return Offer(paths, [])
     if record_keys:
-        return Offer([], [PredictionInput(pd.DataFrame.from_records([payload]), subject, "json")])
+        return Offer([], [PredictionInput(pd.DataFrame.from_records([payload]), subject)])
     keys = ", ".join(map(repr, list(payload)[:5])) or "none"
     raise ApiError(400, f"{subject} is a JSON object with neither a file path ({', '.join(PATH_KEYS)}) nor the "
                         f"columns {', '.join(FEATURES)} (its keys: {keys}); {SHAPES_HINT}")
@@ -251,7 +238,7 @@ def _json_body(raw: bytes) -> Offer:
     text = _body_text(raw, subject)
     start = text.lstrip()[:1]
     if start == "[":
-        return Offer([], [PredictionInput(parse_data(text, "json", subject), subject, "json")])
+        return Offer([], [PredictionInput(parse_data(text, "json", subject), subject)])
     payload = _load_json(text, subject)
     if isinstance(payload, dict):
         return _json_object(payload, subject)
@@ -260,7 +247,7 @@ def _json_body(raw: bytes) -> Offer:
 
 
 def _csv_body(raw: bytes, subject: str = "the CSV body") -> Offer:
-    return Offer([], [PredictionInput(parse_data(raw, "csv", subject), subject, "csv")])
+    return Offer([], [PredictionInput(parse_data(raw, "csv", subject), subject)])
 
 
 def _sniffed_body(raw: bytes) -> Offer:
@@ -278,7 +265,7 @@ def _uploaded(upload: FileStorage, raw: bytes) -> PredictionInput:
         raise ApiError(400, f"{subject} is not a CSV file (type {suffix!r}); upload a .csv file "
                             "(comma-separated, with a header line)")
     kind = "json" if suffix == ".json" else "csv"
-    return PredictionInput(parse_data(raw, kind, subject), subject, kind)
+    return PredictionInput(parse_data(raw, kind, subject), subject)
 
 
 def _form_body(request: Request, raw: bytes) -> Offer:

@@ -37,7 +37,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from werkzeug.exceptions import HTTPException, InternalServerError, NotFound, RequestEntityTooLarge
 
-from apiinput import ApiError, PredictionInput, prediction_input, shown_path
+from apiinput import ApiError, PredictionInput, prediction_input
 from deployment import DeployedModel, current_version, load_deployed_model, read_record
 from diagnostics import predict_frame
 from ingestion import FEATURES, ID_COLUMN, DataFileError, check_schema
@@ -394,40 +394,34 @@ def _unusable_cell(frame: pd.DataFrame) -> str | None:
 
 
 def checked_rows(data: PredictionInput) -> pd.DataFrame:
-    """The rows schema-checked (``exited`` and ``corporation`` optional) with every feature present."""
+    """The rows schema-checked (``exited`` and ``corporation`` optional); ApiError 400 naming the problem."""
     try:
-        clean = check_schema(data.frame, require_target=False, require_id=False)
+        return check_schema(data.frame, require_target=False, require_id=False)
     except DataFileError as err:
         raise ApiError(400, f"{data.subject} {err}") from None
     except (TypeError, ValueError, OverflowError):
-        where = _unusable_cell(data.frame) or "one of the feature columns"
+        where = _unusable_cell(data.frame) or "a value that is not a number in one of the feature columns"
         raise ApiError(400, f"{data.subject} has {where}; each of {', '.join(FEATURES)} must be a number") from None
-    missing = clean[list(FEATURES)].isna()
-    if missing.to_numpy().any():
-        position, column = next(zip(*np.nonzero(missing.to_numpy())))
-        raise ApiError(400, f"{data.subject} has an empty value in column {FEATURES[column]!r} at "
-                            f"{data.row_label(int(position))}; the model needs a number for every feature")
-    return clean
 
 
 def predict_rows(data: PredictionInput, deployed: DeployedModel) -> list[dict[str, Any]]:
-    """Per row: ``corporation`` (when sent), the predicted class and the attrition probability."""
+    """Per row: ``corporation`` (when sent), the predicted class and the attrition probability.
+
+    An empty feature is filled in by the model's own imputer (the training median); such a row lists the
+    columns it lacked under ``imputed``.
+    """
     clean = checked_rows(data)
-    try:
-        result = predict_frame(clean, deployed)
-    except ValueError as err:
-        raise ApiError(400, f"the model cannot score {data.subject}: {err}") from None
-    probabilities = result["probability"].to_numpy()
-    if not np.isfinite(probabilities).all():
-        position = int(np.flatnonzero(~np.isfinite(probabilities))[0])
-        raise ApiError(400, f"{data.subject} has values too large for the model at {data.row_label(position)} "
-                            "(the probability overflows); check the numbers")
-    classes = result["prediction"].tolist()
-    probs = probabilities.tolist()
-    if ID_COLUMN not in clean.columns:
-        return [{"prediction": c, "probability": p} for c, p in zip(classes, probs)]
-    ids = clean[ID_COLUMN].astype(object).where(clean[ID_COLUMN].notna(), None).tolist()
-    return [{ID_COLUMN: i, "prediction": c, "probability": p} for i, c, p in zip(ids, classes, probs)]
+    result = predict_frame(clean, deployed)
+    columns: dict[str, list[Any]] = {}
+    if ID_COLUMN in clean.columns:
+        columns[ID_COLUMN] = clean[ID_COLUMN].astype(object).where(clean[ID_COLUMN].notna(), None).tolist()
+    columns["prediction"] = result["prediction"].tolist()
+    columns["probability"] = result["probability"].tolist()
+    rows = [dict(zip(columns, values)) for values in zip(*columns.values())]
+    missing = clean[list(FEATURES)].isna().to_numpy()
+    for position in np.flatnonzero(missing.any(axis=1)):
+        rows[position]["imputed"] = [FEATURES[i] for i in np.flatnonzero(missing[position])]
+    return rows
 
 
 # --- endpoints ---
@@ -454,7 +448,7 @@ def scoring() -> Response:
         "f1": float(record["f1"]),
         "scored_at": scored_at(state.settings, deployed.sha256),
         "deployed_at": record.get("deployed_at"),
-        "test_data": shown_path(state.settings.test_data_file, state.settings),
+        "test_data": state.settings.shown_path(state.settings.test_data_file),
     })
 
 

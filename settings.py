@@ -90,6 +90,13 @@ class Settings:
             return self.test_data_path
         return self.test_data_path / "testdata.csv"
 
+    def shown_path(self, path: Path) -> str:
+        """``path`` as the user knows it: relative to the project folder when inside it, else absolute."""
+        try:
+            return str(path.relative_to(self.project_dir))
+        except ValueError:
+            return str(path)
+
     @property
     def api_bind(self) -> tuple[str, int]:
         """Host and port the API listens on: those of ``api_url`` (127.0.0.1 and 8000 when not given)."""

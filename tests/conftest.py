@@ -76,6 +76,14 @@ class Project:
             )
         return result
 
+    def copy_to(self, root: Path) -> "Project":
+        """A copy of this project (data, configs, models, deployed versions, records) at ``root``.
+
+        Symlinks are copied as symlinks (the deployment's relative pointers keep working in the copy).
+        """
+        shutil.copytree(self.root, root, symlinks=True)
+        return Project(root=root, config=root / self.config.name, practice_config=root / self.practice_config.name)
+
     def write_data(self, folder: str, name: str, rows: list[str], header: str = COLUMNS) -> Path:
         """Write a CSV into one of the project's folders."""
         path = self.root / folder / name
