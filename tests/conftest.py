@@ -26,6 +26,7 @@ from settings import Settings, load_config  # noqa: E402
 DATA_FOLDERS = ("practicedata", "sourcedata", "testdata")
 COLUMNS = "corporation,lastmonth_activity,lastyear_activity,number_of_employees,exited"
 SCRIPT_TIMEOUT = 300
+AMBIENT_VARIABLES = ("RISK_CONFIG", "RISK_API_TOKEN", "PROMETHEUS_MULTIPROC_DIR", "WEB_CONCURRENCY")  # tests set their own
 
 
 def free_port() -> int:
@@ -62,11 +63,15 @@ class Project:
         return path
 
     def run(
-        self, script: str, *args: str, config: Path | None = None, check: bool = True, timeout: float = SCRIPT_TIMEOUT
+        self, script: str, *args: str, config: Path | None = None, check: bool = True, timeout: float = SCRIPT_TIMEOUT,
+        env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run a repo script as its own process, from an unrelated working directory, on this project's config."""
+        """Run a repo script as its own process, from an unrelated working directory, on this project's config.
+
+        ``env`` adds environment variables (e.g. RISK_API_TOKEN) for this run.
+        """
         command = [sys.executable, str(REPO / script), "--config", str(config or self.config), *args]
-        env = {k: v for k, v in os.environ.items() if k != "RISK_CONFIG"}
+        env = {**{k: v for k, v in os.environ.items() if k not in AMBIENT_VARIABLES}, **(env or {})}
         result = subprocess.run(
             command, cwd=self.root.parent, capture_output=True, text=True, timeout=timeout, env=env
         )
@@ -136,7 +141,8 @@ def serve(project: Project, server: str = "gunicorn", env: dict[str, str] | None
     ``server-<port>.log`` beside the project (a pipe nobody reads would fill up and stall the server).
     """
     port = free_port()
-    environment = {**os.environ, "RISK_CONFIG": str(project.config), **(env or {})}
+    inherited = {k: v for k, v in os.environ.items() if k not in AMBIENT_VARIABLES}
+    environment = {**inherited, "RISK_CONFIG": str(project.config), **(env or {})}
     if server == "gunicorn":
         command = [sys.executable, "-m", "gunicorn", "--config", str(REPO / "gunicorn.conf.py"),
                    "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--chdir", str(REPO), "wsgi:app"]
