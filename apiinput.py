@@ -89,6 +89,11 @@ def _real(path: Path) -> Path | None:
         return None
 
 
+def quoted(text: str, limit: int = 120) -> str:
+    """``text`` quoted for a message, cut to ``limit`` characters (a client may send megabytes)."""
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
 def _checked_path_text(value: object, key: str) -> str:
     """The path text, or ApiError for a non-string, empty value, NUL byte, URL or ``..``."""
     if not isinstance(value, str):
@@ -100,10 +105,10 @@ def _checked_path_text(value: object, key: str) -> str:
     if "\x00" in text:
         raise ApiError(400, f"{key} contains a NUL byte; send a plain file path")
     if URL_PATTERN.match(text):
-        raise ApiError(400, f"{key} {text!r} is a URL; the API never fetches URLs, it reads only files in the "
+        raise ApiError(400, f"{key} {quoted(text)} is a URL; the API never fetches URLs, it reads only files in the "
                             "project's data folders (or send the data itself as JSON records or a CSV upload)")
     if ".." in Path(text).parts:
-        raise ApiError(400, f"{key} {text!r} contains '..'; give the path from the project folder, "
+        raise ApiError(400, f"{key} {quoted(text)} contains '..'; give the path from the project folder, "
                             "such as testdata/testdata.csv")
     return text
 
@@ -124,11 +129,11 @@ def resolve_data_path(value: object, settings: Settings, key: str = "filepath") 
         real = _real(candidate)
         if real is None:
             if _inside(candidate, folders):
-                raise ApiError(400, f"{key} {text!r} cannot be resolved (a symlink loop?); name a plain CSV file")
+                raise ApiError(400, f"{key} {quoted(text)} cannot be resolved (a symlink loop?); name a plain CSV file")
             continue
         if not _inside(real, folders):
             if _inside(candidate, folders) and os.path.lexists(candidate):
-                raise ApiError(403, f"{key} {text!r} is a symlink pointing outside the data folders "
+                raise ApiError(403, f"{key} {quoted(text)} is a symlink pointing outside the data folders "
                                     f"({_folder_names(settings)}); the API reads only files inside them")
             continue
         reached_inside = True
@@ -137,13 +142,13 @@ def resolve_data_path(value: object, settings: Settings, key: str = "filepath") 
         except OSError:
             continue
         if stat.S_ISDIR(mode):
-            raise ApiError(400, f"{key} {text!r} is a folder; name a CSV file inside it, such as "
+            raise ApiError(400, f"{key} {quoted(text)} is a folder; name a CSV file inside it, such as "
                                 "testdata/testdata.csv")
         return real
     if not reached_inside:
-        raise ApiError(403, f"{key} {text!r} is outside the data folders ({_folder_names(settings)}); "
+        raise ApiError(403, f"{key} {quoted(text)} is outside the data folders ({_folder_names(settings)}); "
                             "the API reads only files inside them")
-    raise ApiError(404, f"{key} {text!r}: no such file in the project folder or the data folders "
+    raise ApiError(404, f"{key} {quoted(text)}: no such file in the project folder or the data folders "
                         f"({_folder_names(settings)}); check the name, such as testdata/testdata.csv")
 
 
@@ -228,7 +233,7 @@ def _json_object(payload: dict[str, Any], subject: str) -> Offer:
         return Offer(paths, [])
     if record_keys:
         return Offer([], [PredictionInput(pd.DataFrame.from_records([payload]), subject)])
-    keys = ", ".join(map(repr, list(payload)[:5])) or "none"
+    keys = ", ".join(quoted(key, 40) for key in list(payload)[:5]) or "none"
     raise ApiError(400, f"{subject} is a JSON object with neither a file path ({', '.join(PATH_KEYS)}) nor the "
                         f"columns {', '.join(FEATURES)} (its keys: {keys}); {SHAPES_HINT}")
 
@@ -259,10 +264,10 @@ def _sniffed_body(raw: bytes) -> Offer:
 
 def _uploaded(upload: FileStorage, raw: bytes) -> PredictionInput:
     name = upload.filename or ""
-    subject = f"the uploaded file {name!r}" if name else "the uploaded file"
+    subject = f"the uploaded file {quoted(name)}" if name else "the uploaded file"
     suffix = Path(name).suffix.lower()
     if suffix and suffix not in (*DATA_SUFFIXES, ".txt"):
-        raise ApiError(400, f"{subject} is not a CSV file (type {suffix!r}); upload a .csv file "
+        raise ApiError(400, f"{subject} is not a CSV file (type {quoted(suffix, 20)}); upload a .csv file "
                             "(comma-separated, with a header line)")
     kind = "json" if suffix == ".json" else "csv"
     return PredictionInput(parse_data(raw, kind, subject), subject)
@@ -277,7 +282,7 @@ def _form_body(request: Request, raw: bytes) -> Offer:
     if len(uploads) > 1:
         raise ApiError(400, f"{len(uploads)} files were uploaded; upload one CSV file per request")
     if not paths and not uploads and request.form:
-        fields = ", ".join(map(repr, list(request.form)[:5]))
+        fields = ", ".join(quoted(field, 40) for field in list(request.form)[:5])
         raise ApiError(400, f"the form has no {' / '.join(PATH_KEYS)} field and no file (its fields: {fields}); "
                             f"{SHAPES_HINT}")
     return Offer(paths, [_uploaded(*uploads[0])] if uploads else [])
@@ -297,14 +302,14 @@ def _body_offer(request: Request) -> Offer:
         return _csv_body(raw)
     if mimetype in SNIFFED_TYPES:
         return _sniffed_body(raw)
-    raise ApiError(415, f"unsupported Content-Type {mimetype!r}; send application/json, a form "
+    raise ApiError(415, f"unsupported Content-Type {quoted(mimetype, 60)}; send application/json, a form "
                         "(multipart/form-data or urlencoded) or text/csv")
 
 
 def _one_path(paths: list[tuple[str, object]]) -> tuple[str, object]:
     distinct = {json.dumps(value, sort_keys=True, default=str) for _, value in paths}
     if len(distinct) > 1:
-        shown = ", ".join(f"{key}={value!r}" for key, value in paths[:3])
+        shown = ", ".join(f"{key}={quoted(str(value), 60)}" for key, value in paths[:3])
         raise ApiError(400, f"the request names {len(distinct)} different files ({shown}); send one file path")
     return paths[0]
 

@@ -79,7 +79,12 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(err: RequestEntityTooLarge) -> Response:
         limit = api_state().settings.api_max_upload_bytes
-        size = f" is {request.content_length} bytes," if request.content_length else ""
+        length = request.content_length
+        if length is not None and length <= limit:  # the body fits; a form field or the part count does not
+            return error_response(413, f"a form field is over {app.config['MAX_FORM_MEMORY_SIZE']} bytes or the "
+                                       "form has too many parts; upload the CSV as a file (multipart) or send it "
+                                       "as the body with Content-Type: text/csv")
+        size = f" is {length} bytes," if length else " is"
         return error_response(413, f"the request body{size} over the limit of {limit} bytes "
                                    "(api_max_upload_bytes in config); send fewer rows per request")
 

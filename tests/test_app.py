@@ -289,6 +289,15 @@ def test_bad_bodies(url: str, kwargs: dict[str, Any], status: int, message: str)
     assert message in error_of(response, status)
 
 
+def test_long_values_are_quoted_briefly(url: str) -> None:
+    """A client's megabyte path, key or field name comes back cut short, not echoed whole."""
+    for kwargs in ({"json": {"filepath": "a" * 100_000}}, {"json": {"k" * 100_000: 1}},
+                   {"data": {"f" * 100_000: "x"}}, {"files": {"file": ("n" * 5_000 + ".xlsx", b"x")}}):
+        response = requests.post(f"{url}/prediction", timeout=30, **kwargs)
+        assert 400 <= response.status_code < 500 and len(response.text) < 1_500, response.text[:300]
+        assert "...'" in response.json()["error"]
+
+
 def test_oversized_upload_is_refused_with_413(url: str, api_project: Project) -> None:
     limit = api_project.settings().api_max_upload_bytes
     body = b"x" * (limit + 1)
@@ -297,6 +306,8 @@ def test_oversized_upload_is_refused_with_413(url: str, api_project: Project) ->
     assert f"is {limit + 1} bytes, over the limit of {limit} bytes (api_max_upload_bytes" in message
     message = error_of(requests.post(f"{url}/prediction", files={"file": ("big.csv", body)}, timeout=60), 413)
     assert "api_max_upload_bytes" in message
+    message = error_of(requests.post(f"{url}/prediction", files={"filepath": (None, "x" * 600_000)}, timeout=60), 413)
+    assert "a form field is over 500000 bytes" in message and "Content-Type: text/csv" in message
     assert requests.get(f"{url}/health", timeout=30).status_code == 200
 
 
