@@ -53,6 +53,8 @@ def add_trap_files(project: Project) -> None:
     (test / "escapedir").symlink_to(outside, target_is_directory=True)
     (test / "loop.csv").symlink_to(test / "loop.csv")
     (test / "notes.txt").write_text("not a data file\n")
+    os.mkfifo(test / "pipe.csv")  # opening it for reading would block a careless server
+    (test / "records.json").write_text(json.dumps([{**ONE_ROW, "corporation": "json"}]))
     (test / "nofeature.csv").write_text("corporation,lastmonth_activity,lastyear_activity\nabcd,1,2\n")
     (test / "extra.csv").write_text("corporation,lastmonth_activity,lastyear_activity,number_of_employees,colour\n"
                                     "abcd,1,2,3,red\n")
@@ -139,6 +141,13 @@ def test_bare_name_is_found_inside_the_data_folders(url: str) -> None:
     assert response.json()["source"] == TEST_CSV
     response = requests.get(f"{url}/prediction?filename=dataset3.csv", timeout=30)
     assert response.json()["source"] == "sourcedata/dataset3.csv"
+
+
+def test_json_records_file(url: str) -> None:
+    response = requests.get(f"{url}/prediction", params={"fname": "records.json"}, timeout=30)
+    assert response.status_code == 200, response.text
+    assert response.json()["source"] == "testdata/records.json"
+    assert [row["corporation"] for row in response.json()["predictions"]] == ["json"]
 
 
 def test_absolute_path_inside_a_data_folder(url: str, api_project: Project) -> None:
@@ -236,6 +245,7 @@ PATH_ERRORS = [
     ("testdata", 400, "is a folder"),
     ("", 400, "is empty"),
     ("testdata/notes.txt", 400, "is not a CSV file"),
+    ("testdata/pipe.csv", 400, "is not a regular file"),
     ("testdata/nofeature.csv", 400, "is missing column(s) number_of_employees"),
     ("testdata/extra.csv", 400, "has unexpected column(s) colour"),
     ("testdata/letters.csv", 400, "non-numeric value 'abc' in column 'lastyear_activity' at line 2"),
@@ -494,9 +504,9 @@ def test_bearer_token(api_project: Project) -> None:
 # --- serving commands ---
 
 
-def test_python_app_py_binds_the_config_url_on_loopback(api_project: Project, tmp_path: Path) -> None:
+def test_python_app_py_binds_the_config_url_on_loopback(deployed_project: Project, tmp_path: Path) -> None:
     port = free_port()
-    config = api_project.copy_to(tmp_path / "project").edit_config(api_url=f"http://127.0.0.1:{port}/")
+    config = deployed_project.copy_to(tmp_path / "project").edit_config(api_url=f"http://127.0.0.1:{port}/")
     log_path = tmp_path / "app.log"
     with open(log_path, "w") as log_file:
         process = subprocess.Popen([sys.executable, str(REPO / "app.py"), "--config", str(config)],
@@ -512,9 +522,9 @@ def test_python_app_py_binds_the_config_url_on_loopback(api_project: Project, tm
     assert "0.0.0.0" not in output and "Debug mode: on" not in output
 
 
-def test_gunicorn_conf_binds_the_config_url_with_the_config_workers(api_project: Project, tmp_path: Path) -> None:
+def test_gunicorn_conf_binds_the_config_url_with_the_config_workers(deployed_project: Project, tmp_path: Path) -> None:
     port = free_port()
-    project = api_project.copy_to(tmp_path / "project")
+    project = deployed_project.copy_to(tmp_path / "project")
     config = project.edit_config(project.practice_config, api_url=f"http://127.0.0.1:{port}/", api_workers=3)
     log_path = tmp_path / "gunicorn.log"
     env = {k: v for k, v in os.environ.items() if k not in ("WEB_CONCURRENCY", "PROMETHEUS_MULTIPROC_DIR")}
