@@ -30,7 +30,7 @@ from settings import Settings
 
 PATH_KEYS = ("filepath", "file_path", "filename", "fname")
 URL_PATTERN = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*://|file:)")
-JSON_START = ("[", "{")
+JSON_START = (b"[", b"{")
 CSV_TYPES = ("text/csv", "application/csv", "text/x-csv")
 SNIFFED_TYPES = ("", "text/plain", "application/octet-stream")
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -257,7 +257,7 @@ def _csv_body(raw: bytes, subject: str = "the CSV body") -> Offer:
 
 def _sniffed_body(raw: bytes) -> Offer:
     """A body without a telling Content-Type: JSON when it starts like JSON, else CSV."""
-    if raw.lstrip()[:1].decode("latin-1") in JSON_START:
+    if raw.lstrip()[:1] in JSON_START:
         return _json_body(raw)
     return _csv_body(raw)
 
@@ -277,7 +277,7 @@ def _form_body(request: Request, raw: bytes) -> Offer:
     parts = [(upload, upload.read()) for _, upload in request.files.items(multi=True)]
     uploads = [(upload, data) for upload, data in parts if upload.filename or data]  # skip empty file inputs
     paths = _path_values(request.form)
-    if not paths and not uploads and request.mimetype == FORM_TYPES[0] and raw.lstrip()[:1] in (b"[", b"{"):
+    if not paths and not uploads and request.mimetype == FORM_TYPES[0] and raw.lstrip()[:1] in JSON_START:
         return _json_body(raw)  # curl -d '{"filepath": ...}' without -H 'Content-Type: application/json'
     if len(uploads) > 1:
         raise ApiError(400, f"{len(uploads)} files were uploaded; upload one CSV file per request")
@@ -291,9 +291,9 @@ def _form_body(request: Request, raw: bytes) -> Offer:
 def _body_offer(request: Request) -> Offer:
     """What the request body offers, by Content-Type."""
     mimetype = request.mimetype
+    raw = request.get_data(cache=True)  # cached: the form parser reads the same bytes
     if mimetype in FORM_TYPES:
-        return _form_body(request, request.get_data(cache=True))
-    raw = request.get_data(cache=True)
+        return _form_body(request, raw)
     if not raw.strip():
         return Offer([], [])
     if mimetype == "application/json" or mimetype.endswith("+json"):

@@ -24,7 +24,7 @@ import pytest
 import requests
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
-from conftest import COLUMNS, REPO, Project, free_port, make_project, serve, wait_for_http
+from conftest import COLUMNS, REPO, Project, free_port, serve, wait_for_http
 from deployment import CURRENT_LINK, VERSIONS_DIR, current_version, load_deployed_model, read_record
 from diagnostics import predict_frame
 from ingestion import read_data_file
