@@ -19,9 +19,12 @@ from pathlib import Path
 CODE_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(CODE_DIR))
 
-from settings import load_config  # noqa: E402  (stdlib only: the master stays light)
+from settings import ConfigError, load_config  # noqa: E402  (stdlib only: the master stays light)
 
-_settings = load_config(os.environ.get("RISK_CONFIG"))
+try:
+    _settings = load_config(os.environ.get("RISK_CONFIG"))
+except ConfigError as _err:
+    raise SystemExit(f"gunicorn.conf.py: {_err} (set RISK_CONFIG to the project's config.json)") from None
 _host, _port = _settings.api_bind
 
 chdir = str(CODE_DIR)

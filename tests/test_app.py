@@ -548,6 +548,12 @@ def test_bad_config_gives_a_clear_error(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "config file not found" in result.stderr and "Traceback" not in result.stderr
+    result = subprocess.run([sys.executable, "-m", "gunicorn", "-c", str(REPO / "gunicorn.conf.py"), "wsgi:app"],
+                            capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                            env={**os.environ, "RISK_CONFIG": str(tmp_path / "none.json")})
+    assert result.returncode == 1
+    assert "config file not found" in result.stderr and "set RISK_CONFIG" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 # --- a redeploy under load ---
