@@ -165,16 +165,23 @@ def serve(project: Project, server: str = "gunicorn", env: dict[str, str] | None
             process.wait()
 
 
-def wait_for_http(url: str, process: subprocess.Popen[str], log_path: Path, timeout: float = 60) -> None:
-    """Poll ``url`` until it answers; fail with the server's output if it exits or never answers."""
+def wait_for_http(url: str, process: subprocess.Popen[str], log_path: Path | None = None, timeout: float = 60) -> None:
+    """Poll ``url`` until it answers; fail with the server's output (``log_path``, else its stdout pipe) if it
+    exits or never answers."""
+
+    def output() -> str:
+        if log_path is not None:
+            return log_path.read_text()
+        return process.stdout.read() if process.stdout else ""
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"server exited with {process.returncode}:\n{log_path.read_text()}")
+            raise AssertionError(f"server exited with {process.returncode}:\n{output()}")
         try:
             requests.get(url, timeout=1)
             return
         except (requests.ConnectionError, requests.Timeout):  # not listening yet, or a worker still booting
             time.sleep(0.1)
     process.kill()
-    raise AssertionError(f"server did not answer {url} within {timeout}s:\n{log_path.read_text()}")
+    raise AssertionError(f"server did not answer {url} within {timeout}s:\n{output()}")
