@@ -486,8 +486,8 @@ def health() -> Response:
         return jsonify(body)
     loaded = state.models.loaded
     try:
-        record = loaded.record if loaded is not None and loaded.version == version else read_record(
-            state.settings, version)
+        in_memory = loaded is not None and loaded.version == version
+        record = loaded.record if in_memory else read_record(state.settings, version)
         body.update(deployed_at=record.get("deployed_at"), model_age_seconds=model_age_seconds(record))
     except Exception as err:  # noqa: BLE001 - liveness still answers; say what is wrong
         body["model_problem"] = str(err)
