@@ -149,7 +149,8 @@ def check_schema(frame: pd.DataFrame, require_target: bool = True, require_id: b
     return pd.DataFrame(clean, index=pd.RangeIndex(len(frame)))
 
 
-def _decode(raw: bytes) -> str:
+def decode_text(raw: bytes) -> str:
+    """Decode a data file's (or an upload's) bytes as UTF-8 text; DataFileError if empty, binary or not UTF-8."""
     if not raw.strip():
         raise DataFileError("is empty; it needs a header line and data rows")
     if b"\x00" in raw:
@@ -202,7 +203,7 @@ def read_data_file(path: Path) -> pd.DataFrame:
             f"has an unsupported type {suffix or '(no extension)'!r}; save the data as .csv (comma-separated) "
             "or .json (records)"
         )
-    text = _decode(path.read_bytes())
+    text = decode_text(path.read_bytes())
     frame = parse_json_records(text) if suffix == ".json" else parse_csv_text(text)
     return check_schema(frame)
 
