@@ -131,16 +131,10 @@ def deployed_template(tmp_path_factory: pytest.TempPathFactory) -> Project:
     return project
 
 
-def copy_project(source: Project, root: Path) -> Project:
-    """A copy of a project (relative symlinks and config paths keep working in the copy)."""
-    shutil.copytree(source.root, root, symlinks=True)
-    return Project(root=root, config=root / source.config.name, practice_config=root / source.practice_config.name)
-
-
 @pytest.fixture
 def deployed_project(deployed_template: Project, tmp_path: Path) -> Project:
     """A fresh copy of a project with the practice model deployed as v0001 (by a real fullprocess.py run)."""
-    return copy_project(deployed_template, tmp_path / "project")
+    return deployed_template.copy_to(tmp_path / "project")
 
 
 @contextlib.contextmanager

@@ -27,9 +27,9 @@ def sections(report: str) -> dict[str, tuple[str, str]]:
 
 
 @pytest.fixture
-def live(deployed_project: Project, tmp_path: Path):
+def live(deployed_template: Project, tmp_path: Path):
     """A copy of the deployed project whose config's api_url points at a running gunicorn."""
-    project = deployed_project.copy_to(tmp_path / "project")
+    project = deployed_template.copy_to(tmp_path / "project")
     with serve(project, "gunicorn") as base:
         project.edit_config(api_url=base + "/")
         yield project
@@ -54,8 +54,8 @@ def test_apicalls_writes_every_response(live: Project) -> None:
     assert call_all_endpoints(settings) == report_path  # the function fullprocess.py calls
 
 
-def test_api_down_exits_non_zero_and_writes_nothing(deployed_project: Project, tmp_path: Path) -> None:
-    project = deployed_project.copy_to(tmp_path / "project")
+def test_api_down_exits_non_zero_and_writes_nothing(deployed_template: Project, tmp_path: Path) -> None:
+    project = deployed_template.copy_to(tmp_path / "project")
     url = f"http://127.0.0.1:{free_port()}/"
     project.edit_config(api_url=url)
     result = project.run("apicalls.py", check=False)
@@ -66,8 +66,8 @@ def test_api_down_exits_non_zero_and_writes_nothing(deployed_project: Project, t
     assert not (project.settings().output_model_path / REPORT_NAME).exists()
 
 
-def test_failing_endpoints_are_named_and_the_token_is_sent(deployed_project: Project, tmp_path: Path) -> None:
-    project = deployed_project.copy_to(tmp_path / "project")
+def test_failing_endpoints_are_named_and_the_token_is_sent(deployed_template: Project, tmp_path: Path) -> None:
+    project = deployed_template.copy_to(tmp_path / "project")
     with serve(project, "gunicorn", env={"RISK_API_TOKEN": "tok"}, workers=1) as base:
         project.edit_config(api_url=base + "/")
         result = project.run("apicalls.py", check=False)

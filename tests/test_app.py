@@ -67,9 +67,9 @@ def add_trap_files(project: Project) -> None:
 
 
 @pytest.fixture(scope="module")
-def api_project(deployed_project: Project, tmp_path_factory: pytest.TempPathFactory) -> Project:
+def api_project(deployed_template: Project, tmp_path_factory: pytest.TempPathFactory) -> Project:
     """A copy of the deployed practice project (v0001) with the trap files; only read by the servers here."""
-    project = deployed_project.copy_to(tmp_path_factory.mktemp("api") / "project")
+    project = deployed_template.copy_to(tmp_path_factory.mktemp("api") / "project")
     add_trap_files(project)
     return project
 
@@ -463,8 +463,8 @@ def switch_to_tampered_version(project: Project, marker: Path) -> str:
     return "v0002"
 
 
-def test_a_tampered_version_is_never_unpickled(deployed_project: Project, tmp_path: Path) -> None:
-    project = deployed_project.copy_to(tmp_path / "project")
+def test_a_tampered_version_is_never_unpickled(deployed_template: Project, tmp_path: Path) -> None:
+    project = deployed_template.copy_to(tmp_path / "project")
     marker = tmp_path / "unpickled.marker"
     with serve(project, "gunicorn", workers=1) as base:
         assert requests.post(f"{base}/prediction", json=[ONE_ROW], timeout=30).json()["model_version"] == "v0001"
@@ -504,9 +504,9 @@ def test_bearer_token(api_project: Project) -> None:
 # --- serving commands ---
 
 
-def test_python_app_py_binds_the_config_url_on_loopback(deployed_project: Project, tmp_path: Path) -> None:
+def test_python_app_py_binds_the_config_url_on_loopback(deployed_template: Project, tmp_path: Path) -> None:
     port = free_port()
-    config = deployed_project.copy_to(tmp_path / "project").edit_config(api_url=f"http://127.0.0.1:{port}/")
+    config = deployed_template.copy_to(tmp_path / "project").edit_config(api_url=f"http://127.0.0.1:{port}/")
     log_path = tmp_path / "app.log"
     with open(log_path, "w") as log_file:
         process = subprocess.Popen([sys.executable, str(REPO / "app.py"), "--config", str(config)],
@@ -522,9 +522,9 @@ def test_python_app_py_binds_the_config_url_on_loopback(deployed_project: Projec
     assert "0.0.0.0" not in output and "Debug mode: on" not in output
 
 
-def test_gunicorn_conf_binds_the_config_url_with_the_config_workers(deployed_project: Project, tmp_path: Path) -> None:
+def test_gunicorn_conf_binds_the_config_url_with_the_config_workers(deployed_template: Project, tmp_path: Path) -> None:
     port = free_port()
-    project = deployed_project.copy_to(tmp_path / "project")
+    project = deployed_template.copy_to(tmp_path / "project")
     config = project.edit_config(project.practice_config, api_url=f"http://127.0.0.1:{port}/", api_workers=3)
     log_path = tmp_path / "gunicorn.log"
     env = {k: v for k, v in os.environ.items() if k not in ("WEB_CONCURRENCY", "PROMETHEUS_MULTIPROC_DIR")}
@@ -573,8 +573,8 @@ def loop_predictions(base: str, stop: threading.Event, seen: list[tuple[int, str
 
 
 @pytest.mark.parametrize("server", ["gunicorn", "flask"])
-def test_redeploy_while_clients_loop(deployed_project: Project, tmp_path: Path, server: str) -> None:
-    project = deployed_project.copy_to(tmp_path / "project")
+def test_redeploy_while_clients_loop(deployed_template: Project, tmp_path: Path, server: str) -> None:
+    project = deployed_template.copy_to(tmp_path / "project")
     stop = threading.Event()
     results: list[list[tuple[int, str]]] = [[], []]
     errors: list[str] = []
