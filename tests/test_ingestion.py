@@ -49,7 +49,7 @@ BAD_FILES = {
     "boolean.json": (
         b'[{"corporation": "a", "lastmonth_activity": 1, "lastyear_activity": 2, "number_of_employees": true, '
         b'"exited": 0}]',
-        "has a non-numeric value True in column 'number_of_employees'",
+        "has true/false values in column 'number_of_employees'",
     ),
 }
 
