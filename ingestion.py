@@ -15,6 +15,7 @@ import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -312,15 +313,16 @@ def _columns_of(frame: pd.DataFrame) -> tuple[pd.Series, NumberColumns]:
     return frame[ID_COLUMN], {name: frame[name].to_numpy() for name in (*FEATURES, TARGET)}
 
 
-def read_schema_columns(path: Path) -> tuple[pd.Series, NumberColumns]:
+def read_schema_columns(path: Path, raw: bytes | None = None) -> tuple[pd.Series, NumberColumns]:
     """Read one data file for merging: its ids (as text, trimmed) and number columns, once they meet the schema.
 
     Accepts and rejects exactly as :func:`read_data_file` (anything unusual or bad goes through it, so the
     DataFileError is the same), but a plain CSV that is valid as parsed skips the per-file frame building;
     its ids may keep pandas' default text dtype (:class:`MergedFrames` makes them ``string``) and its
-    ``exited`` may still be 0.0/1.0.
+    ``exited`` may still be 0.0/1.0. ``raw``: the file's bytes when already read (CSV only).
     """
-    raw = path.read_bytes() if path.suffix.lower() == ".csv" else b""
+    if raw is None:
+        raw = path.read_bytes() if path.suffix.lower() == ".csv" else b""
     parsed = _parse_plain_csv(raw) if _plain_text(raw) else None
     columns = _columns_as_read(*parsed[:2]) if parsed is not None else None
     if columns is None:  # unusual or bad: the reference path reads it again and names any problem
@@ -550,26 +552,137 @@ def _expected_rows(files: list[DataFile]) -> int:
     return min(sum(file.size_bytes for file in files) // 10 + len(files), 1 << 26)
 
 
+BATCH_BYTES = 1 << 22  # CSV bytes parsed in one read_csv: many small files at once, memory still bounded
+NUMBER_BYTES = frozenset(b"0123456789+-.eE")
+NA_MARKERS = frozenset({  # read_csv's default missing-value markers
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A", "NA",
+    "NULL", "NaN", "None", "n/a", "nan", "null",
+})
+
+
+def _surely_text(value: bytes) -> bool:
+    """True when read_csv can only take ``value`` as text (no number, infinity or missing-value marker): a
+    column holding it is read as text whatever its other values, alone or parsed together with other files."""
+    if all(byte in NUMBER_BYTES for byte in value) or value.lower().lstrip(b"+-") in (b"inf", b"infinity", b"nan"):
+        return False
+    return value.decode("ascii") not in NA_MARKERS
+
+
+class _PlainCsv(NamedTuple):
+    """A CSV file that can be parsed together with others: its header line and its data lines."""
+
+    file: DataFile
+    header: bytes
+    body: bytes
+    rows: int
+
+
+def _batchable(file: DataFile, raw: bytes) -> _PlainCsv | None:
+    """The file as a :class:`_PlainCsv` when parsing it with others gives what parsing it alone would: trimmed
+    ASCII text, the schema's header, and a first id that is surely text (so its ids are text either way)."""
+    if file.path.suffix.lower() != ".csv" or not _plain_text(raw) or not _trimmed_text(raw):
+        return None
+    names = _header_names(raw)
+    header, _, body = raw.partition(b"\n")
+    lines = [line for line in body.split(b"\n") if line.rstrip(b"\r")]  # read_csv skips blank lines
+    if names is None or not lines:
+        return None
+    first = lines[0].rstrip(b"\r").split(b",")
+    if len(first) != len(COLUMNS) or not _surely_text(first[names.index(ID_COLUMN)]):
+        return None
+    return _PlainCsv(file, header.rstrip(b"\r"), body if body.endswith(b"\n") else body + b"\n", len(lines))
+
+
+def _parse_batch(batch: list[_PlainCsv]) -> list[tuple[pd.Series, NumberColumns]] | None:
+    """The ids and number columns of each file of ``batch`` (files with the same header line) from one
+    read_csv; None unless every file meets the schema as parsed (each is then read on its own)."""
+    names = batch[0].header.decode("ascii").split(",")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(io.BytesIO(b"".join(part.body for part in batch)), header=None)
+    except (pd.errors.ParserWarning, pd.errors.ParserError, ValueError):
+        return None
+    columns = _columns_as_read(frame, names) if len(frame) == sum(part.rows for part in batch) else None
+    if columns is None or any(values.dtype.kind == "u" for values in columns[1].values()):
+        return None
+    ids, numbers = columns[0].array, columns[1]
+    parts, start = [], 0
+    for part in batch:
+        end = start + part.rows
+        parts.append((pd.Series(ids[start:end], copy=False), {name: values[start:end] for name, values in numbers.items()}))
+        start = end
+    return parts
+
+
+class _FileReader:
+    """Reads files into :class:`MergedFrames` in name order, recording rejections; runs of plain CSV files
+    with one header line are parsed together (one read_csv per :data:`BATCH_BYTES`), the rest one by one."""
+
+    def __init__(self, merged: MergedFrames) -> None:
+        self.merged = merged
+        self.good: list[DataFile] = []
+        self.rejected: list[IngestionRecord] = []
+        self._batch: list[_PlainCsv] = []
+        self._batch_bytes = 0
+
+    def read(self, file: DataFile) -> None:
+        try:
+            raw = file.path.read_bytes() if file.path.suffix.lower() == ".csv" else None
+        except OSError as err:
+            self._reject(file, err)
+            return
+        plain = _batchable(file, raw) if raw is not None else None
+        if plain is None or (self._batch and (plain.header != self._batch[0].header
+                                              or self._batch_bytes >= BATCH_BYTES)):
+            self.finish()
+        if plain is None:
+            self._read_alone(file, raw)
+        else:
+            self._batch.append(plain)
+            self._batch_bytes += len(plain.body)
+
+    def finish(self) -> None:
+        """Read the files still waiting in the batch."""
+        batch, self._batch, self._batch_bytes = self._batch, [], 0
+        parsed = _parse_batch(batch) if batch else None
+        if parsed is None:
+            for part in batch:
+                self._read_alone(part.file, None)
+            return
+        for part, columns in zip(batch, parsed):
+            self.merged.add(*columns)
+            self.good.append(part.file)
+
+    def _read_alone(self, file: DataFile, raw: bytes | None) -> None:
+        try:
+            self.merged.add(*read_schema_columns(file.path, raw))
+            self.good.append(file)
+        except (DataFileError, OSError) as err:
+            self._reject(file, err)
+
+    def _reject(self, file: DataFile, err: Exception) -> None:
+        if isinstance(err, DataFileError):
+            log.warning("rejected %s: %s %s", file.path, file.name, err)
+            self.rejected.append(_record(file, "rejected", reason=f"{file.name} {err}"))
+        else:
+            log.warning("rejected %s: cannot read it (%s)", file.path, err.strerror)
+            self.rejected.append(_record(file, "rejected", reason=f"{file.name} cannot be read: {err.strerror}"))
+
+
 def _read_accepted(
     files: list[DataFile], store: RecordsStore, merged: MergedFrames
 ) -> tuple[list[DataFile], list[IngestionRecord]]:
     """Read every file into ``merged``, skipping known-bad ones; returns the good files and rejection records."""
-    good, rejected = [], []
+    reader = _FileReader(merged)
     earlier = store.rejection_reasons([file.key for file in files])
     for file in files:
         if file.key in earlier:
             log.info("skipped %s: rejected before and unchanged (%s)", file.path, earlier[file.key])
-            continue
-        try:
-            merged.add(*read_schema_columns(file.path))
-            good.append(file)
-        except DataFileError as err:
-            log.warning("rejected %s: %s %s", file.path, file.name, err)
-            rejected.append(_record(file, "rejected", reason=f"{file.name} {err}"))
-        except OSError as err:
-            log.warning("rejected %s: cannot read it (%s)", file.path, err.strerror)
-            rejected.append(_record(file, "rejected", reason=f"{file.name} cannot be read: {err.strerror}"))
-    return good, rejected
+        else:
+            reader.read(file)
+    reader.finish()
+    return reader.good, reader.rejected
 
 
 def write_outputs(settings: Settings, data: pd.DataFrame, accepted: list[str]) -> None:

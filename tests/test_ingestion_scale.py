@@ -40,6 +40,13 @@ FILES = {
     "bad_short_rows.csv": HEADER + b"\nshort,1,2\nfull,1,2,3,0\n",
     "l_numbers_with_blanks.csv": HEADER + b"\nbl,\"1 \",2,3,0\n",
     "m_utf8_no_bom.csv": HEADER + "\n\u00e5ngstr\u00f6m,1,2,3,1\n".encode(),
+    "n_mixed_ids.csv": HEADER + b"\nabc,1,2,3,0\n0012,1,2,3,0\n1e5,1,2,3,0\nNA,1,2,3,0\n",
+    "o_blank_lines.csv": HEADER + b"\n\nblank,1,2,3,0\n\n\nblank2,1,2,3,1\n",
+    "p_crlf.csv": HEADER + b"\r\ncrlf,1,2,3,0\r\n\r\ncrlf2,4,5,6,1\r\n",
+    "q_no_newline.csv": HEADER + b"\nabc,1,2,3,0\nlast,1,2,3,1",
+    "r_numeric_first_id.csv": HEADER + b"\n0042,1,2,3,0\nabc,7,8,9,1\n",
+    "s_na_first_id.csv": HEADER + b"\nNA,1,2,3,0\n12,1,2,3,0\n",
+    "t_after.csv": HEADER + b"\nafter,1,2,3,0\n",  # parsed with s_ if s_ were batched: its ids would stay text
     "bad_text.csv": HEADER + b"\nabc,1,lots,3,0\n",
     "bad_target.csv": HEADER + b"\nabc,1,2,3,2\n",
     "bad_missing_target.csv": HEADER + b"\nabc,1,2,3,\n",
@@ -110,7 +117,16 @@ def test_every_kind_of_file_gives_what_the_one_file_reader_gives(project: Projec
     assert_same_as_reference(project, result)
     assert sorted(r.file_name for r in result.rejected) == sorted(name for name in FILES if name.startswith("bad_"))
     kept = dict(zip(result.data["corporation"], result.data["lastmonth_activity"]))
-    assert {"abc", "quoted", "jsn", "soci\u00e9t\u00e9", "pad", "1234.0", "\u00e5ngstr\u00f6m"} <= set(kept)
+    assert {"abc", "quoted", "jsn", "soci\u00e9t\u00e9", "pad", "1234.0", "\u00e5ngstr\u00f6m", "0012", "1e5", "blank2",
+            "crlf2", "last", "0042"} <= set(kept)
+
+
+def test_files_parsed_together_in_small_batches_give_the_same(project: Project, monkeypatch) -> None:  # noqa: ANN001
+    import ingestion
+
+    monkeypatch.setattr(ingestion, "BATCH_BYTES", 60)  # a batch closes after every file or two
+    fill_source(project, FILES)
+    assert_same_as_reference(project, ingest(project))
 
 
 def test_rows_equal_once_ids_are_trimmed_and_missing_values_match_are_duplicates(project: Project) -> None:

@@ -9,9 +9,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-from conftest import REPO, Project, copy_project
+from conftest import REPO, Project
 
 # dataclasses pulls inspect (and ast, dis); logging.handlers pulls socket, pickle and queues; shutil pulls
 # bz2, lzma and zlib; tempfile pulls random. None of them is needed to find out that nothing is new.
@@ -19,9 +18,8 @@ NOT_ON_THE_TICK = {"dataclasses", "inspect", "logging.handlers", "socket", "shut
                    "random"}
 
 
-def test_a_no_op_tick_imports_no_module_it_does_not_need_and_still_logs(deployed_template: Project,
-                                                                         tmp_path: Path) -> None:
-    project = copy_project(deployed_template, tmp_path / "project")
+def test_a_no_op_tick_imports_no_module_it_does_not_need_and_still_logs(deployed_project: Project) -> None:
+    project = deployed_project
     command = [sys.executable, "-X", "importtime", str(REPO / "fullprocess.py"), "--config",
                str(project.practice_config), "--quiet"]
     env = {k: v for k, v in os.environ.items() if k != "RISK_CONFIG"}
