@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import logging
 import os
 import platform
 import shutil
@@ -45,6 +46,8 @@ for folder in (REPO, BENCH_DIR):
         sys.path.insert(0, str(folder))
 
 from make_data import make_data, make_test_file  # noqa: E402
+
+log = logging.getLogger("benchmarks")
 
 RESULTS_DIR = BENCH_DIR / "results"
 SHAPES = {"100 x 10,000": (100, 10_000), "1,000 x 1,000": (1_000, 1_000)}
@@ -523,6 +526,7 @@ def main() -> None:
     parser.add_argument("--no-api", action="store_true", help="skip the API benchmark")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder and say where it is")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
 
     shapes = QUICK_SHAPES if args.quick else SHAPES
     env = cron_environment()
@@ -534,21 +538,21 @@ def main() -> None:
         for index, (shape, (files, rows)) in enumerate(shapes.items()):
             data[shape] = work / f"data-{index}"
             make_data(data[shape], files, rows, DUPLICATE_RATE, seed=index)
-        print("ingestion ...", flush=True)
+        log.info("ingestion: loop-concat, floor and ours, %d run(s) each per shape", args.runs)
         figures["ingestion"] = bench_ingestion(data, work, args.runs)
-        print("training and scoring ...", flush=True)
+        log.info("training and scoring")
         figures["training"] = bench_training(next(iter(data.values())), work, env)
-        print("fullprocess.py end to end ...", flush=True)
+        log.info("fullprocess.py end to end, and its steps one by one")
         files, rows = next(iter(shapes.values()))
         figures["fullprocess"] = bench_fullprocess(work, files, rows, env)
-        print("no-op tick ...", flush=True)
+        log.info("no-op tick, %d interleaved runs", args.tick_runs)
         configs = {"course data": course_project(work / "course", env),
                    f"{files * rows:,} rows ingested": Path(figures["fullprocess"]["project"]) / "config.json"}
         figures["tick"] = bench_tick(configs, args.tick_runs, env)
         if args.no_api:
             figures["api_note"] = "API benchmark skipped (--no-api)"
         else:
-            print("API ...", flush=True)
+            log.info("API (bench_api.py)")
             api = bench_api()
             if api is None:
                 figures["api_note"] = "API benchmark not present"
@@ -558,7 +562,7 @@ def main() -> None:
         figures["seconds"] = time.perf_counter() - started
     finally:
         if args.keep:
-            print(f"scratch folder kept: {work}")
+            log.info("scratch folder kept: %s", work)
         else:
             shutil.rmtree(work, ignore_errors=True)
     print()

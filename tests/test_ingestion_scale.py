@@ -221,3 +221,20 @@ def test_bulk_lookups_answer_as_the_single_ones(tmp_path: Path) -> None:
         assert reasons == {key: store.rejection_reason(*key) for key in keys if store.rejection_reason(*key)}
         assert reasons[("f3.csv", "sha3")] == "newer reason" and len(reasons) == 234
         assert store.cached_sha256s([]) == {} and store.rejection_reasons([]) == {}
+
+
+def test_merged_frames_grow_past_the_rows_expected_and_promote_numbers_as_concat_does() -> None:
+    from ingestion import MergedFrames, check_schema, parse_csv_text
+
+    texts = [f"{COLUMNS}\n" + "".join(f"id{i % 7},{i},{i % 3},{value},{i % 2}\n" for i in range(50))
+             for value in ("1", "2.5", "3")]
+    frames = [check_schema(parse_csv_text(text)) for text in texts]
+    merged = MergedFrames(expected_rows=1)
+    for frame in frames:
+        merged.add(frame["corporation"], {name: frame[name].to_numpy() for name in frames[0].columns[1:]})
+    data, source, dropped = merged.merge(["a", "b", "c"])
+    combined = pd.concat(frames, ignore_index=True)
+    duplicated = combined.duplicated().to_numpy()
+    pd.testing.assert_frame_equal(data, combined[~duplicated].reset_index(drop=True))
+    assert data["number_of_employees"].dtype == "float64" and merged.rows == 150
+    assert list(dropped) == [int(duplicated[i * 50:(i + 1) * 50].sum()) for i in range(3)]
