@@ -362,12 +362,13 @@ class MergedFrames:
     def __init__(self, expected_rows: int = 1 << 16) -> None:
         self._capacity = max(expected_rows, 1)
         self._numbers: dict[str, np.ndarray] = {}  # allocated by the first add, in that file's dtypes
-        self._ids: list[pd.api.extensions.ExtensionArray] = []  # per file (arrays: cheaper to slice than Series)
-        self.lengths: list[int] = []
+        self._ids: list[pd.api.extensions.ExtensionArray] = []  # one per add (arrays: cheaper to slice than Series)
+        self.lengths: list[int] = []  # rows of each file added
         self.rows = 0
 
-    def add(self, ids: pd.Series, numbers: NumberColumns) -> None:
-        """Append one file's columns, from :func:`read_schema_columns` (or a :func:`check_schema` frame)."""
+    def add(self, ids: pd.Series, numbers: NumberColumns, lengths: list[int] | None = None) -> None:
+        """Append the columns of one file (from :func:`read_schema_columns` or a :func:`check_schema` frame),
+        or of several files read together, ``lengths`` giving each one's rows in order."""
         count = len(ids)
         end = self.rows + count
         if end > self._capacity:
@@ -381,7 +382,7 @@ class MergedFrames:
                 buffer = self._numbers[name] = self._moved(buffer, self._capacity, np.result_type(buffer, values))
             buffer[self.rows:end] = values
         self._ids.append(ids.array)
-        self.lengths.append(count)
+        self.lengths.extend([count] if lengths is None else lengths)
         self.rows = end
 
     def _moved(self, buffer: np.ndarray, capacity: int, dtype: np.dtype) -> np.ndarray:
@@ -409,8 +410,8 @@ class MergedFrames:
             codes = codes[keep]
             for name in self.NUMBER_COLUMNS:  # one column at a time: each old buffer goes as its copy comes
                 numbers[name] = numbers[name][keep]
-            ends = np.cumsum(self.lengths)
-            for index, (part, end) in enumerate(zip(self._ids, ends)):  # file by file, no full-size copy
+            ends = np.cumsum([len(part) for part in self._ids])
+            for index, (part, end) in enumerate(zip(self._ids, ends)):  # part by part, no full-size copy
                 kept = keep[end - len(part):end]
                 if not kept.all():
                     self._ids[index] = part[kept]
@@ -593,9 +594,9 @@ def _batchable(file: DataFile, raw: bytes) -> _PlainCsv | None:
     return _PlainCsv(file, header.rstrip(b"\r"), body if body.endswith(b"\n") else body + b"\n", len(lines))
 
 
-def _parse_batch(batch: list[_PlainCsv]) -> list[tuple[pd.Series, NumberColumns]] | None:
-    """The ids and number columns of each file of ``batch`` (files with the same header line) from one
-    read_csv; None unless every file meets the schema as parsed (each is then read on its own)."""
+def _parse_batch(batch: list[_PlainCsv]) -> tuple[pd.Series, NumberColumns] | None:
+    """The ids and number columns of all files of ``batch`` (files with the same header line, in order) from
+    one read_csv; None unless every file meets the schema as parsed (each is then read on its own)."""
     names = batch[0].header.decode("ascii").split(",")
     try:
         with warnings.catch_warnings():
@@ -606,13 +607,7 @@ def _parse_batch(batch: list[_PlainCsv]) -> list[tuple[pd.Series, NumberColumns]
     columns = _columns_as_read(frame, names) if len(frame) == sum(part.rows for part in batch) else None
     if columns is None or any(values.dtype.kind == "u" for values in columns[1].values()):
         return None
-    ids, numbers = columns[0].array, columns[1]
-    parts, start = [], 0
-    for part in batch:
-        end = start + part.rows
-        parts.append((pd.Series(ids[start:end], copy=False), {name: values[start:end] for name, values in numbers.items()}))
-        start = end
-    return parts
+    return columns
 
 
 class _FileReader:
@@ -650,9 +645,8 @@ class _FileReader:
             for part in batch:
                 self._read_alone(part.file, None)
             return
-        for part, columns in zip(batch, parsed):
-            self.merged.add(*columns)
-            self.good.append(part.file)
+        self.merged.add(*parsed, lengths=[part.rows for part in batch])
+        self.good.extend(part.file for part in batch)
 
     def _read_alone(self, file: DataFile, raw: bytes | None) -> None:
         try:
