@@ -16,7 +16,7 @@
 Prints a table and writes every figure as JSON under benchmarks/results/. Not a test: the figures depend on
 the machine. About four minutes on 2 cores; ``--quick`` is a smoke run on small data.
 
-    .venv/bin/python benchmarks/run.py [--quick] [--runs 2] [--tick-runs 30] [--no-api]
+    .venv/bin/python benchmarks/run.py [--quick] [--runs 3] [--tick-runs 30] [--no-api] [--keep]
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ SHAPES = {"100 x 10,000": (100, 10_000), "1,000 x 1,000": (1_000, 1_000)}
 QUICK_SHAPES = {"10 x 1,000": (10, 1_000), "100 x 100": (100, 100)}
 DUPLICATE_RATE = 0.05
 CLOSED_URL = "http://127.0.0.1:9/"  # nothing listens on the discard port: API and package index answer "no"
+APPROACHES = ("loop", "floor", "ours")
 STEP_SCRIPTS = ("ingestion.py", "training.py", "scoring.py", "deployment.py", "diagnostics.py", "reporting.py")
 FULLPROCESS_ONLY_STEPS = ("drift check", "data drift check")  # steps no course script runs on its own
 GOALS = {
@@ -177,18 +178,19 @@ def ingest_once(approach: str, data: str, scratch: str) -> dict[str, Any]:
 
 
 def bench_ingestion(data: dict[str, Path], work: Path, runs: int) -> dict[str, Any]:
-    """Each approach on each shape, ``runs`` times in fresh processes; the fastest run of each is kept."""
+    """Each approach on each shape ``runs`` times, interleaved (loop, floor, ours, loop, ...) so all see the
+    same machine load, each run in a fresh process; the fastest run of each approach is kept."""
     figures: dict[str, Any] = {}
     for shape, folder in data.items():
-        figures[shape] = {"files": len(list(folder.glob("*.csv")))}
-        for approach in ("loop", "floor", "ours"):
-            results = []
-            for run in range(runs):
-                scratch = work / f"ingest-{approach}-{run}"
-                scratch.mkdir()
-                results.append(in_fresh_process(ingest_once, approach, str(folder), str(scratch)))
+        results: dict[str, list[dict[str, Any]]] = {approach: [] for approach in APPROACHES}
+        for _ in range(runs):
+            for approach in APPROACHES:
+                scratch = Path(tempfile.mkdtemp(prefix=f"ingest-{approach}-", dir=work))
+                results[approach].append(in_fresh_process(ingest_once, approach, str(folder), str(scratch)))
                 shutil.rmtree(scratch)
-            figures[shape][approach] = min(results, key=lambda r: r["seconds"])
+        figures[shape] = {"files": len(list(folder.glob("*.csv")))}
+        figures[shape].update({approach: min(runs_, key=lambda r: r["seconds"]) for approach, runs_ in results.items()})
+        figures[shape]["all_seconds"] = {approach: [r["seconds"] for r in runs_] for approach, runs_ in results.items()}
         ours = figures[shape]["ours"]
         figures[shape]["ratios"] = {
             "loop_vs_ours_seconds": figures[shape]["loop"]["seconds"] / ours["seconds"],
@@ -452,7 +454,7 @@ def table(figures: dict[str, Any]) -> str:
     env = figures["environment"]
     lines = [f"machine: {env['cpus']} CPUs, Python {env['python']}, pandas {env['pandas']}, scikit-learn "
              f"{env['sklearn']}, pyarrow {env['pyarrow']}; {env['date']}", ""]
-    lines.append("INGESTION (fastest of the runs, each in a fresh process; peak = growth of the resident set)")
+    lines.append("INGESTION (fastest of the interleaved runs, each in a fresh process; peak = growth of the resident set)")
     lines.append(f"  {'shape':14} {'approach':10} {'seconds':>8} {'rows/s':>10} {'peak MB':>8} {'frame MB':>8}"
                  f" {'peak/frame':>10}")
     for shape, approaches in figures["ingestion"].items():
@@ -518,7 +520,7 @@ def environment() -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small data: a smoke run of every benchmark")
-    parser.add_argument("--runs", type=int, default=2, help="ingestion runs per approach and shape (default 2)")
+    parser.add_argument("--runs", type=int, default=3, help="ingestion runs per approach and shape (default 3)")
     parser.add_argument("--tick-runs", type=int, default=30, help="timed runs of each tick command (default 30)")
     parser.add_argument("--no-api", action="store_true", help="skip the API benchmark")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder and say where it is")
