@@ -553,7 +553,7 @@ def _expected_rows(files: list[DataFile]) -> int:
     return min(sum(file.size_bytes for file in files) // 10 + len(files), 1 << 26)
 
 
-BATCH_BYTES = 1 << 22  # CSV bytes parsed in one read_csv: many small files at once, memory still bounded
+BATCH_BYTES = 1 << 20  # CSV bytes parsed in one read_csv: many small files at once, memory still bounded
 NUMBER_BYTES = frozenset(b"0123456789+-.eE")
 NA_MARKERS = frozenset({  # read_csv's default missing-value markers
     "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A", "NA",
