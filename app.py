@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from dashboard import blueprint as dashboard_blueprint
 from deployment import current_version
 from plumbing import make_parser, setup_logging
 from settings import Settings, load_config
@@ -46,6 +47,7 @@ def create_app(config_path: str | None = None) -> Flask:
     app = Flask(__name__)
     app.config["SETTINGS"] = settings
     register_error_handlers(app)
+    app.register_blueprint(dashboard_blueprint)
 
     @app.get("/health")
     def health():
