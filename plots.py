@@ -30,6 +30,7 @@ MAX_VERSION_LABELS = 12
 TIMING_STEPS = ("ingestion", "training")
 COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 MIN_TIME_SPAN = timedelta(minutes=2)
+TIME_TICK_PAD = 7  # points: a date label at the left edge stays clear of the lowest value label
 DRIFT_COLOUR = "#d62728"
 STABLE_COLOUR = "#2ca02c"
 
@@ -55,6 +56,7 @@ def _time_axis(axes: Axes, times: Sequence[datetime], label: str = "time (UTC)")
     axes.xaxis.set_major_locator(locator)
     axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, formats=formats))
     axes.set_xlabel(label, loc="left")
+    axes.tick_params(axis="x", pad=TIME_TICK_PAD)
     first, last = min(times), max(times)
     if last - first < MIN_TIME_SPAN:
         middle = first + (last - first) / 2
@@ -114,17 +116,17 @@ def draw_f1_trend(
 def _draw_f1_by_version(axes: Axes, deploys: Sequence[dict[str, Any]], current_version: str | None) -> None:
     axes.set_title("F1 on the test data of each deployed version")
     axes.set_ylabel("F1")
-    axes.set_xlabel("version (in order of deployment)")
+    axes.set_xlabel("version, in order of deployment (the star marks the current one)")
     if not deploys:
         _nothing_yet(axes, "no version deployed yet")
         return
     positions = np.arange(len(deploys))
     scores = [row["f1"] if row["f1"] is not None else np.nan for row in deploys]
-    axes.plot(positions, scores, marker="o", color=COLOURS[0], label="test F1")
+    axes.plot(positions, scores, marker="o", color=COLOURS[0])
     current = [i for i, row in enumerate(deploys) if row["version"] == current_version]
     if current:
         axes.plot(positions[current], np.array(scores)[current], marker="*", markersize=16, linestyle="none",
-                  color=COLOURS[1], label=f"current ({current_version})")
+                  color=COLOURS[1])
     step = max(1, int(np.ceil(len(deploys) / MAX_VERSION_LABELS)))
     axes.set_xticks(positions[::step], labels=[row["version"] for row in deploys][::step])
     if len(deploys) <= MAX_VERSION_LABELS:
@@ -133,7 +135,6 @@ def _draw_f1_by_version(axes: Axes, deploys: Sequence[dict[str, Any]], current_v
                 axes.annotate(f"{y:.3f}", (x, y), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=8)
     axes.set_xlim(-0.5, len(deploys) - 0.5)
     axes.set_ylim(0, 1.12)
-    axes.legend(loc="lower right", fontsize=8)
     axes.grid(axis="y", alpha=0.3)
 
 
@@ -187,11 +188,13 @@ def draw_summary_trend(history: Sequence[dict[str, Any]], fig: FigureLike | None
     fig.suptitle("Summary statistics of the ingested data at each diagnostics run")
     if not columns:
         axes = fig.add_subplot()
-        axes.set_title("summary statistics")
+        axes.set_title("mean and median per column")
+        axes.set_ylabel("value")
+        axes.set_xlabel("diagnostics run time (UTC)")
         _nothing_yet(axes, "no diagnostics run yet")
         return fig
     times = _times(history, "timestamp")
-    grid = fig.subplots((len(columns) + 1) // 2, 2, squeeze=False, sharex=True)
+    grid = fig.subplots((len(columns) + 1) // 2, 2, squeeze=False)
     for axes, column in zip(grid.ravel(), columns):
         mean = _series(history, "summary_statistics", column, "mean")
         std = _series(history, "summary_statistics", column, "std")
@@ -202,13 +205,8 @@ def draw_summary_trend(history: Sequence[dict[str, Any]], fig: FigureLike | None
         axes.set_title(column, fontsize=10)
         axes.set_ylabel("value")
         _time_axis(axes, times)
-    for axes in grid[:-1].ravel():
-        axes.set_xlabel("")  # the shared time axis is labelled once per column, at the bottom
-    if len(columns) % 2:  # the last row has one plot: the one above the empty cell ends its column
+    if len(columns) % 2:
         grid[-1, 1].set_visible(False)
-        if len(columns) > 1:
-            grid[-2, 1].xaxis.set_tick_params(labelbottom=True)
-            grid[-2, 1].set_xlabel("time (UTC)", loc="left")
     grid.ravel()[0].legend(fontsize=7, loc="best")
     return fig
 
