@@ -96,7 +96,8 @@ def history_paging() -> tuple[list[str], int, int]:
     """The kinds, limit and offset asked for by ``/history``'s query string, validated (400 otherwise)."""
     unknown = sorted(set(request.args) - set(HISTORY_PARAMETERS))
     if unknown:
-        abort(400, description=f"unknown query parameter {unknown[0]!r}; /history takes {', '.join(HISTORY_PARAMETERS)}")
+        abort(400, description=f"unknown query parameter {unknown[0]!r}; "
+                               f"/history takes {', '.join(HISTORY_PARAMETERS)}")
     kind = _one("kind")
     if kind is not None and kind not in HISTORY_KINDS:
         abort(400, description=f"query parameter 'kind' must be one of {', '.join(HISTORY_KINDS)} (got {kind!r})")
@@ -114,7 +115,7 @@ def history_section(store: RecordsStore | None, kind: str, limit: int, offset: i
 @blueprint.get("/history")
 def history():
     kinds, limit, offset = history_paging()
-    with reading_store(_settings()) as store:
+    with reading_store(_settings()) as store, (store.read_snapshot() if store else contextlib.nullcontext()):
         sections = {kind: history_section(store, kind, limit, offset) for kind in kinds}
     return jsonify({"limit": limit, "offset": offset, "order": "newest first", **sections})
 

@@ -156,20 +156,22 @@ def build_overview(settings: Settings, store: RecordsStore | None) -> Overview:
     if store is None:
         notes.append(f"no records store at {settings.records_db_path} yet; run fullprocess.py")
         return Overview(utc_now(), version, deployment, api_returns=api_returns, notes=notes)
-    evaluation = store.latest_evaluation(version) if version else None
+    with store.read_snapshot():
+        evaluation = store.latest_evaluation(version) if version else None
+        overview = Overview(
+            generated_at=utc_now(),
+            version=version,
+            deployment=deployment,
+            evaluation=evaluation,
+            deployments=store.deployments(TREND_LIMIT)[::-1],
+            drift_checks=store.drift_checks(TREND_LIMIT)[::-1],
+            diagnostics=store.latest_diagnostics(),
+            diagnostics_history=store.diagnostics_history(TREND_LIMIT),
+            ingested_files=store.latest_ingestion_per_file(),
+            data_drift=store.latest_data_drift(),
+            api_returns=api_returns,
+            notes=notes,
+        )
     if version and evaluation is None:
         notes.append(f"no confusion matrix recorded for {version}; run reporting.py")
-    return Overview(
-        generated_at=utc_now(),
-        version=version,
-        deployment=deployment,
-        evaluation=evaluation,
-        deployments=store.deployments(TREND_LIMIT)[::-1],
-        drift_checks=store.drift_checks(TREND_LIMIT)[::-1],
-        diagnostics=store.latest_diagnostics(),
-        diagnostics_history=store.diagnostics_history(TREND_LIMIT),
-        ingested_files=store.latest_ingestion_per_file(),
-        data_drift=store.latest_data_drift(),
-        api_returns=api_returns,
-        notes=notes,
-    )
+    return overview

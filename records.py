@@ -10,6 +10,7 @@ Standard library only: the cron tick reads it to decide whether there is anythin
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from dataclasses import dataclass
@@ -207,6 +208,18 @@ class RecordsStore:
     def transaction(self) -> _Transaction:
         """``with store.transaction() as conn:`` runs statements in one IMMEDIATE transaction."""
         return _Transaction(self._conn)
+
+    @contextlib.contextmanager
+    def read_snapshot(self) -> Iterator[None]:
+        """Reads inside see one committed state (one read transaction; nests; WAL keeps writers unblocked)."""
+        if self._conn.in_transaction:
+            yield
+            return
+        self._conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self._conn.execute("COMMIT")
 
     def _insert(self, table: str, row: dict[str, Any]) -> int:
         with self.transaction() as conn:
@@ -418,10 +431,11 @@ class RecordsStore:
         """One page of the ``kind`` history (one of HISTORY_KINDS), newest first, and the total row count."""
         if kind not in HISTORY_KINDS:
             raise ValueError(f"unknown history kind {kind!r}; use one of {', '.join(HISTORY_KINDS)}")
-        rows = self._rows(f"SELECT * FROM {kind} ORDER BY id DESC LIMIT ? OFFSET ?", (limit, offset))
+        with self.read_snapshot():
+            rows = self._rows(f"SELECT * FROM {kind} ORDER BY id DESC LIMIT ? OFFSET ?", (limit, offset))
+            total = self._conn.execute(f"SELECT COUNT(*) FROM {kind}").fetchone()[0]
         if kind == "drift_checks":
             rows = [_decode_drift_check(row) for row in rows]
-        total = self._conn.execute(f"SELECT COUNT(*) FROM {kind}").fetchone()[0]
         return rows, total
 
     def latest_ingestion_per_file(self) -> list[dict[str, Any]]:
@@ -430,13 +444,6 @@ class RecordsStore:
             "SELECT * FROM ingestions WHERE id IN (SELECT MAX(id) FROM ingestions GROUP BY file_name) "
             "ORDER BY file_name"
         )
-
-    def first_ingested_at(self) -> dict[str, str]:
-        """When each file name was first accepted."""
-        rows = self._conn.execute(
-            "SELECT file_name, MIN(ingested_at) FROM ingestions WHERE status = 'accepted' GROUP BY file_name"
-        )
-        return {row[0]: row[1] for row in rows}
 
 
 class _Transaction:

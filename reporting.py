@@ -204,7 +204,8 @@ def _trend_page(overview: Overview) -> Figure:
     _table(checks, "Recent drift decisions (newest first)",
            ["checked at", "model", "test", "new F1", "threshold", "decision"],
            [(format_time(c["checked_at"]), c["deployed_version"], c["test"], format_number(c["new_score"]),
-             format_number(c["threshold"]), "drift" if c["drift"] else "no drift") for c in overview.recent_drift_checks],
+             format_number(c["threshold"]), "drift" if c["drift"] else "no drift")
+            for c in overview.recent_drift_checks],
            [0.25, 0.12, 0.16, 0.13, 0.13, 0.21], empty="no drift check yet")
     _table(deployments, "Recent deployments (newest first)",
            ["at", "action", "version", "previous", "test F1"],

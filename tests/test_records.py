@@ -150,7 +150,10 @@ def test_each_step_records_its_history(project: Project) -> None:
         ("v0001", drift["new_score"], "dataset5.csv"),
         ("v0001", stable["new_score"], "dataset3.csv, dataset4.csv"),
     ]
-    assert [(run["command"], run["outcome"]) for run in runs] == [("fullprocess", "deployed"), ("fullprocess", "no drift")]
+    assert [(run["command"], run["outcome"]) for run in runs] == [
+        ("fullprocess", "deployed"),
+        ("fullprocess", "no drift"),
+    ]
     assert [d["version"] for d in deployments] == ["v0002", "v0001"]
 
     project.run("deployment.py", "--rollback")
@@ -185,6 +188,17 @@ def test_drift_pages_decode_their_fields(tmp_path: Path) -> None:
         [row], total = store.history_page("drift_checks", limit=5)
     assert total == 1
     assert row["drift"] is True and row["files"] == ["x.csv"]
+
+
+def test_a_read_snapshot_sees_one_committed_state(tmp_path: Path) -> None:
+    path = tmp_path / "records.sqlite"
+    with RecordsStore(path) as writer, RecordsStore(path, readonly=True) as reader:
+        writer.record_score("test", 0.5, 5, "first.csv")
+        with reader.read_snapshot():
+            assert [row["data_path"] for row in reader.scores()] == ["first.csv"]
+            writer.record_score("test", 0.6, 5, "second.csv")  # committed meanwhile: not in this snapshot
+            assert reader.history_page("scores", 10) == (reader.scores(), 1)
+        assert [row["data_path"] for row in reader.scores()] == ["second.csv", "first.csv"]
 
 
 # --- migration ---

@@ -80,8 +80,8 @@ def test_report_pdf_has_every_page_and_the_history_in_it(reported: Project) -> N
         files = store.latest_ingestion_per_file()
     summary, trend, data, timings, files_page, drift_page, api_page = pages
     assert f"deployed version {version}" in summary
-    assert "precision / recall / F1 " + " / ".join(format_number(evaluation[k]) for k in ("precision", "recall", "f1")) \
-        in summary
+    metrics = " / ".join(format_number(evaluation[k]) for k in ("precision", "recall", "f1"))
+    assert f"precision / recall / F1 {metrics}" in summary
     assert f"Confusion matrix, model {version}, test data" in summary
     assert "F1 on the test data of each deployed version" in trend and "Drift checks" in trend
     for deployment in deployments:
@@ -155,7 +155,7 @@ def drawn_texts(figure: Figure) -> list[Text]:
 def overlaps(figure: Figure) -> list[tuple[str, str]]:
     """Pairs of drawn texts whose boxes overlap by more than a pixel."""
     renderer = FigureCanvasAgg(figure).get_renderer()
-    boxes = [(text.get_text(), text.get_window_extent(renderer).expanded(1, 1).padded(-1)) for text in drawn_texts(figure)]
+    boxes = [(text.get_text(), text.get_window_extent(renderer).padded(-1)) for text in drawn_texts(figure)]
     return [(a, b) for (a, box_a), (b, box_b) in itertools.combinations(boxes, 2) if box_a.overlaps(box_b)]
 
 
