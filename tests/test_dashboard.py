@@ -44,7 +44,7 @@ TIMEOUT = 30
 
 def missing_for_browser_test(message: str) -> None:
     """Fail under CI (the browser must be there), skip elsewhere, saying what to install."""
-    if os.environ.get("CI"):
+    if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
         pytest.fail(f"{message} (CI is set, so this fails instead of skipping)")
     pytest.skip(message)
 
@@ -214,3 +214,16 @@ def test_dashboard_and_history_before_anything_ran(project: Project) -> None:
         kind: {"items": [], "total": 0, "next_offset": None} for kind in HISTORY_KINDS
     }
     assert not project.settings().records_db_path.exists(), "a GET never creates the store"
+
+
+def test_an_unreadable_store_answers_503_json_not_a_traceback(project: Project) -> None:
+    store = project.settings().records_db_path
+    store.parent.mkdir(parents=True, exist_ok=True)
+    store.write_bytes(b"this is not an SQLite database, it was overwritten by mistake\n" * 100)
+    with serve(project, "flask") as url:
+        responses = [requests.get(f"{url}{path}", timeout=TIMEOUT) for path in ("/history", "/dashboard")]
+    for response in responses:
+        assert response.status_code == 503
+        assert response.headers["Content-Type"].startswith("application/json")
+        assert f"the records store {store} cannot be read" in response.json()["error"]
+        assert "Traceback" not in response.text
