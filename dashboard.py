@@ -137,7 +137,7 @@ def draw_plots(overview: Overview) -> dict[str, str | None]:
     matrix = None
     if overview.evaluation:
         matrix = plots.draw_confusion_matrix(plots.confusion_matrix_of(overview.evaluation),
-                                             f"Confusion matrix, model {overview.version}, test data")
+                                             plots.confusion_matrix_title(overview.version))
     figures = {
         "f1_trend": plots.draw_f1_trend(overview.deploys, overview.drift_checks, overview.version),
         "confusion_matrix": matrix,

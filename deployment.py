@@ -3,6 +3,7 @@
 Layout of ``prod_deployment_path``::
 
     versions/v0001/  trainedmodel.pkl  trainedmodel.json  latestscore.txt  ingestedfiles.txt  deployment.json
+                     trainingreference.json   (the data drift reference; absent in versions made before it existed)
     versions/v0002/  ...
     current -> versions/v0002            the pointer, switched by one atomic rename
     trainedmodel.pkl -> current/trainedmodel.pkl   (and latestscore.txt, ingestedfiles.txt: the course's names)
@@ -29,12 +30,14 @@ from datafiles import INGESTED_FILES_NAME
 from modelfiles import (
     METADATA_NAME,
     MODEL_NAME,
+    REFERENCE_NAME,
     SCORE_NAME,
     LoadedModel,
     ModelIntegrityError,
     load_model,
     read_metadata,
     read_score,
+    reference_path,
 )
 from plumbing import UserFacingError, fsync_dir, make_parser, run_script, sha256_file, utc_now
 from records import RecordsStore
@@ -129,13 +132,21 @@ def load_deployed_model(settings: Settings, version: str | None = None) -> Deplo
 
 
 def _sources(settings: Settings) -> dict[str, Path]:
-    """The files a version is made of, from the output folders."""
-    return {
+    """The files a version is made of, from the output folders (with the data drift reference when the
+    model's metadata records one; models trained before references were kept have none)."""
+    sources = {
         MODEL_NAME: settings.output_model_path / MODEL_NAME,
         METADATA_NAME: settings.output_model_path / METADATA_NAME,
         SCORE_NAME: settings.output_model_path / SCORE_NAME,
         INGESTED_FILES_NAME: settings.output_folder_path / INGESTED_FILES_NAME,
     }
+    try:
+        reference = reference_path(settings.output_model_path, read_metadata(settings.output_model_path))
+    except UserFacingError:
+        reference = None  # no or unreadable metadata: _check_sources says so
+    if reference is not None:
+        sources[REFERENCE_NAME] = reference
+    return sources
 
 
 def _check_sources(settings: Settings, store: RecordsStore) -> tuple[dict[str, Any], float]:
@@ -149,6 +160,11 @@ def _check_sources(settings: Settings, store: RecordsStore) -> tuple[dict[str, A
         raise ModelIntegrityError(
             f"cannot deploy: {settings.output_model_path / MODEL_NAME} does not match the sha256 in "
             f"{METADATA_NAME}; retrain with training.py"
+        )
+    reference = reference_path(settings.output_model_path, metadata)
+    if reference is not None and sha256_file(reference) != metadata["reference_sha256"]:
+        raise ModelIntegrityError(
+            f"cannot deploy: {reference} does not match the sha256 in {METADATA_NAME}; retrain with training.py"
         )
     f1 = read_score(settings.output_model_path / SCORE_NAME)
     latest = store.latest_test_score()
@@ -168,7 +184,8 @@ def _next_version(settings: Settings) -> str:
 
 def _write_staging(settings: Settings, staging: Path, version: str, metadata: dict[str, Any], f1: float) -> None:
     staging.mkdir(parents=True)
-    for name, source in _sources(settings).items():
+    sources = _sources(settings)
+    for name, source in sources.items():
         shutil.copyfile(source, staging / name)
     ingested = (staging / INGESTED_FILES_NAME).read_text(encoding="utf-8").split()
     record = {
@@ -179,7 +196,7 @@ def _write_staging(settings: Settings, staging: Path, version: str, metadata: di
         "trained_at": metadata.get("trained_at"),
         "sklearn_version": metadata.get("sklearn_version"),
         "ingested_files": ingested,
-        "files": {name: sha256_file(staging / name) for name in _sources(settings)},
+        "files": {name: sha256_file(staging / name) for name in sources},
     }
     (staging / RECORD_NAME).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     for path in staging.iterdir():

@@ -1,8 +1,10 @@
-"""Step 5, diagnostics: predictions, data summary, missing data, timings and dependency status.
+"""Step 5, diagnostics: predictions, data summary, missing data, timings, dependency status and data drift.
 
 :func:`run_diagnostics` gathers them into one snapshot (JSON, with a timestamp and the deployed version),
 saves it as ``diagnostics.json`` in ``output_model_path`` and in the records store, so the API and reports
-serve the latest run without re-running ingestion, training or pip.
+serve the latest run without re-running ingestion, training or pip. :func:`data_drift` compares a batch of
+rows with the deployed version's training reference, feature by feature (statistics in datadrift.py);
+``fullprocess.py`` runs it on every new batch and records it, and the snapshot carries the latest one.
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+import datadrift
 from datafiles import FINAL_DATA_NAME
 from deployment import DeployedModel, load_deployed_model
-from ingestion import FEATURES, check_schema
-from modelfiles import installed_version
+from ingestion import FEATURES, TARGET, DataFileError, check_schema, read_data_file
+from modelfiles import installed_version, read_reference
 from plumbing import UserFacingError, atomic_write_text, make_parser, run_script, utc_now
 from records import RecordsStore
 from scoring import read_test_data
@@ -189,6 +192,54 @@ def outdated_packages_list(settings: Settings) -> list[dict[str, str | None]]:
     return rows
 
 
+# --- data drift ---
+
+
+def _no_rows() -> pd.DataFrame:
+    """An empty batch with the feature columns (check_schema rejects frames without rows)."""
+    return pd.DataFrame({name: pd.Series(dtype="float64") for name in FEATURES})
+
+
+def _feature_arrays(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    return {name: frame[name].to_numpy(dtype="float64", na_value=np.nan) for name in FEATURES}
+
+
+def data_drift(
+    settings: Settings,
+    batch: pd.DataFrame,
+    deployed: DeployedModel | None = None,
+    files: list[str] | None = None,
+) -> dict[str, Any]:
+    """Compare a batch of rows with the deployed version's training reference (JSON-able result).
+
+    Per feature KS or PSI, the target-rate shift (when the batch has ``exited``), the predicted-positive-rate
+    shift of the deployed model, and the verdict: ``drift``, ``no drift``, ``insufficient data``, or
+    ``no reference`` for a version deployed before references were kept. Thresholds come from config.
+    """
+    deployed = deployed or load_deployed_model(settings)
+    clean = check_schema(batch, require_target=False, require_id=False) if len(batch) else _no_rows()
+    config = datadrift.DriftConfig.from_settings(settings)
+    stamp = {"timestamp": utc_now(), "model_version": deployed.version, "model_sha256": deployed.sha256,
+             "files": list(files or [])}
+    reference = read_reference(deployed.path)
+    if reference is None:
+        reason = f"{deployed.version} was deployed before training references were kept; the next deployment has one"
+        return {**stamp, **datadrift.without_reference(len(clean), config, reason)}
+    predictions = predict_frame(clean, deployed)["prediction"].to_numpy() if len(clean) else np.array([])
+    target = clean[TARGET].to_numpy(dtype="float64") if TARGET in clean.columns else None
+    result = datadrift.compare_with_reference(reference, _feature_arrays(clean), config, target, predictions)
+    return {**stamp, **result}
+
+
+def describe_data_drift(result: dict[str, Any]) -> str:
+    """One line for logs and run summaries: which version's reference, how many rows, the verdict and why."""
+    rows = f"{result.get('batch_rows', 0)} new rows"
+    against = f"{result.get('model_version')} training reference"
+    if result.get("reference_rows") is not None:
+        against += f" ({result['reference_rows']} rows)"
+    return f"data drift of {rows} vs {against}: {datadrift.summary_line(result)}"
+
+
 # --- the snapshot ---
 
 
@@ -216,6 +267,7 @@ def run_diagnostics(settings: Settings, store: RecordsStore) -> dict[str, Any]:
         "execution_time_seconds": execution_time(settings),
         "dependencies": outdated_packages_list(settings),
         "test_predictions": _test_predictions(settings, deployed) if deployed else None,
+        "data_drift": store.latest_data_drift(),
     }
     atomic_write_text(settings.output_model_path / SNAPSHOT_NAME, json.dumps(snapshot, indent=2) + "\n")
     store.record_diagnostics(snapshot)
@@ -227,18 +279,38 @@ def run_diagnostics(settings: Settings, store: RecordsStore) -> dict[str, Any]:
     return snapshot
 
 
+def data_drift_of_file(settings: Settings, path: Path) -> dict[str, Any]:
+    """:func:`data_drift` of one data file (CSV or JSON records, the ingestion schema) against the deployed model."""
+    try:
+        frame = read_data_file(path)
+    except FileNotFoundError:
+        raise UserFacingError(f"{path} does not exist") from None
+    except DataFileError as err:
+        raise UserFacingError(f"{path} {err}") from None
+    return data_drift(settings, frame, files=[path.name])
+
+
 def main() -> None:
     parser = make_parser("Run the diagnostics and save them as diagnostics.json (and in the records store).")
+    parser.add_argument("--data-drift", metavar="FILE", type=Path,
+                        help="instead: compare FILE with the deployed model's training reference and print the "
+                             "data drift result (not recorded)")
     args = parser.parse_args()
 
     def step(settings: Settings) -> int:
+        if args.data_drift:
+            result = data_drift_of_file(settings, args.data_drift)
+            log.info("%s", describe_data_drift(result))
+            json.dump(result, sys.stdout, indent=2)
+            sys.stdout.write("\n")
+            return 0
         with RecordsStore(settings.records_db_path) as store:
             snapshot = run_diagnostics(settings, store)
         json.dump(snapshot, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
 
-    raise SystemExit(run_script(args, step))
+    raise SystemExit(run_script(args, step, take_lock=not args.data_drift))
 
 
 if __name__ == "__main__":

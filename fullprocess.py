@@ -2,9 +2,12 @@
 
 A tick with no new files (by name and content) exits 0 after reading only file stats and the records store:
 pandas, scikit-learn and matplotlib are imported only when there is work. The F1 drift test is chosen in
-config (``raw``, ``parametric`` or ``nonparametric``, see :func:`drift_decision`); with nothing deployed yet
-the run bootstraps straight through training and deployment. One run at a time: a second one exits 0 at
-once. The run ends with a summary of what it did and why; the exit code is non-zero only on a real failure.
+config (``raw``, ``parametric`` or ``nonparametric``, see :func:`drift_decision`). Every new batch is also
+checked for feature-level data drift against the deployed version's training reference and recorded; data
+drift alone retrains only when ``data_drift_triggers_retrain`` is true (default: report only). With nothing
+deployed yet the run bootstraps straight through training and deployment. One run at a time: a second one
+exits 0 at once. The run ends with a summary of what it did and why; the exit code is non-zero only on a real
+failure.
 """
 
 from __future__ import annotations
@@ -146,6 +149,33 @@ def _check_model_drift(settings: Settings, store: RecordsStore, batch: Any, name
     return decision.drift
 
 
+def _check_data_drift(settings: Settings, store: RecordsStore, batch: Any, names: list[str], report: RunReport) -> str:
+    """Compare the new batch with the deployed version's training reference and record it; returns the verdict.
+
+    A failure is logged and reported (verdict ``failed``) but does not stop the F1 check's decision.
+    """
+    import diagnostics
+
+    try:
+        result = diagnostics.data_drift(settings, batch, files=names)
+    except Exception:  # noqa: BLE001 - the data drift view is extra; the F1 check still decides, and we say so
+        log.exception("data drift check failed (the F1 drift check decides alone)")
+        report.add("data drift check FAILED (see the traceback above)")
+        return "failed"
+    store.record_data_drift(result)
+    report.add(diagnostics.describe_data_drift(result))
+    return result["verdict"]
+
+
+def _check_batch(
+    settings: Settings, store: RecordsStore, batch: Any, names: list[str], report: RunReport
+) -> tuple[bool, str]:
+    """The F1 drift check and the data drift check of one new batch: (model drift?, data drift verdict)."""
+    model_drift = report.timed("drift check", lambda: _check_model_drift(settings, store, batch, names, report))
+    verdict = report.timed("data drift check", lambda: _check_data_drift(settings, store, batch, names, report))
+    return model_drift, verdict
+
+
 def _retrain_and_deploy(settings: Settings, store: RecordsStore, report: RunReport) -> str:
     """Train, score and deploy; returns the new version."""
     import scoring
@@ -209,6 +239,7 @@ def process_new_data(settings: Settings, store: RecordsStore, run_id: int, fresh
     )
     for record in rejected:
         report.add(f"rejected {record.reason}")
+    data_verdict = None
     if deployed_version is None:
         report.add("nothing deployed yet: bootstrapping (train, score, deploy)")
     else:
@@ -216,11 +247,17 @@ def process_new_data(settings: Settings, store: RecordsStore, run_id: int, fresh
         if batch.empty:
             report.add(f"no new rows to check {deployed_version} against (new files rejected or all duplicates)")
             return "no new data"
-        if not report.timed("drift check", lambda: _check_model_drift(settings, store, batch, new_accepted, report)):
-            report.add(f"no drift: {deployed_version} stays deployed")
-            return "no drift"
+        model_drift, data_verdict = _check_batch(settings, store, batch, new_accepted, report)
+        if not model_drift and not (data_verdict == "drift" and settings.data_drift_triggers_retrain):
+            report_only = data_verdict == "drift"
+            note = " (data drift is report-only: data_drift_triggers_retrain is false)" if report_only else ""
+            report.add(f"no drift: {deployed_version} stays deployed{note}")
+            return "no drift" if data_verdict != "failed" else "no drift, data drift check failed"
+        if not model_drift:
+            report.add("retraining on data drift alone (data_drift_triggers_retrain is true)")
     _retrain_and_deploy(settings, store, report)
-    return "deployed" if _after_deploy(settings, store, report) else "deployed with errors"
+    ok = _after_deploy(settings, store, report) and data_verdict != "failed"
+    return "deployed" if ok else "deployed with errors"
 
 
 def run_pipeline(settings: Settings) -> int:

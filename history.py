@@ -22,6 +22,10 @@ log = logging.getLogger("history")
 API_RETURNS_NAME = "apireturns.txt"
 API_RETURNS_MAX_CHARS = 200_000
 TREND_LIMIT = 50
+DATA_DRIFT_FACTS = ("verdict", "reason", "timestamp", "model_version", "files", "batch_rows", "reference_rows",
+                    "drift_share", "target_rate", "predicted_positive_rate")
+DATA_DRIFT_COLUMNS = {"feature": "feature", "status": "status", "detail": "detail",
+                      "reference_mean": "ref. mean", "batch_mean": "batch mean", "batch_rows": "rows"}
 RECENT_LIMIT = 10
 
 
@@ -76,12 +80,12 @@ def format_time(timestamp: str | None) -> str:
 
 
 def format_number(value: Any, digits: int = 4) -> str:
-    """A number with ``digits`` decimals (a dash for None); other values as text."""
+    """A float with ``digits`` decimals, an int as it is, a dash for None; other values as text."""
     if value is None:
         return "-"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return str(value)
-    return f"{value:.{digits}f}"
+    return str(value) if isinstance(value, int) else f"{value:.{digits}f}"
 
 
 def summary_rows(snapshot: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -96,32 +100,36 @@ def summary_rows(snapshot: dict[str, Any] | None) -> list[dict[str, Any]]:
     ]
 
 
+def _rate_shift(shift: dict[str, Any]) -> str:
+    """A target or predicted-positive rate shift (datadrift.rate_shift) on one line."""
+    line = f"reference {format_number(shift.get('reference_rate'))} -> batch {format_number(shift.get('batch_rate'))}"
+    if shift.get("shift") is not None:
+        line += f" (shift {shift['shift']:+.4f}, p {format_number(shift.get('p_value'))})"
+    return f"{line}: {shift.get('status', '-')}"
+
+
 def data_drift_facts(result: dict[str, Any]) -> list[tuple[str, str]]:
-    """The dataset-level entries of a data drift result, verdict first (nested objects on one line)."""
-    facts = [("verdict", str(result.get("verdict")))]
-    for key, value in result.items():
-        if key in ("verdict", "features") or isinstance(value, list):
-            continue
-        if isinstance(value, dict):
-            value = ", ".join(f"{k} {format_number(v)}" for k, v in value.items() if not isinstance(v, (dict, list)))
-        facts.append((key, format_number(value)))
+    """The dataset-level lines of a data drift result (diagnostics.data_drift), verdict first."""
+    facts = []
+    for key in DATA_DRIFT_FACTS:
+        value = result.get(key)
+        if key in result and value is not None:
+            if isinstance(value, dict):
+                value = _rate_shift(value)
+            elif isinstance(value, list):
+                value = ", ".join(map(str, value)) or "none"
+            elif key == "timestamp":
+                value = format_time(value)
+            facts.append((key.replace("_", " "), format_number(value)))
     return facts
 
 
 def data_drift_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of the per-feature part of a data drift result (``features``: a dict or a list of dicts)."""
-    features = result.get("features")
-    if isinstance(features, dict):
-        items = [{"feature": name, **(value if isinstance(value, dict) else {"value": value})}
-                 for name, value in features.items()]
-    elif isinstance(features, list):
-        items = [item for item in features if isinstance(item, dict)]
-    else:
-        return [], []
-    header: list[str] = []
-    for item in items:
-        header += [k for k, v in item.items() if k not in header and not isinstance(v, (dict, list))]
-    return header, [[format_number(item.get(column)) for column in header] for item in items]
+    """Header and rows of the per-feature results of a data drift result (``features``: name -> result)."""
+    features = result.get("features") or {}
+    items = [{"feature": name, **value} for name, value in features.items() if isinstance(value, dict)]
+    present = [column for column in DATA_DRIFT_COLUMNS if any(column in item for item in items)]
+    return [DATA_DRIFT_COLUMNS[c] for c in present], [[format_number(item.get(c)) for c in present] for item in items]
 
 
 def read_api_returns(settings: Settings) -> str | None:

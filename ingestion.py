@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import pandas as pd
 
 from datafiles import DATA_SUFFIXES, FINAL_DATA_NAME, INGESTED_FILES_NAME, DataFile, scan_folder
 from plumbing import UserFacingError, atomic_write, atomic_write_text, make_parser, run_script
-from records import IngestionRecord, RecordsStore
+from records import IngestionRecord, RecordsStore, with_store
 from settings import Settings
 
 log = logging.getLogger("ingestion")
@@ -129,7 +130,7 @@ def check_schema(frame: pd.DataFrame, require_target: bool = True, require_id: b
     Raises DataFileError naming the column (and row) at fault. Without ``require_id`` the ``corporation``
     column is optional; without ``require_target`` the ``exited`` column is optional.
     """
-    frame = frame.rename(columns=lambda c: str(c).strip())
+    frame = frame.rename(columns=lambda c: str(c).strip()).reset_index(drop=True)
     columns = list(frame.columns)
     expected = [c for c in COLUMNS if (c != TARGET or require_target) and (c != ID_COLUMN or require_id)]
     optional = [c for c in (ID_COLUMN, TARGET) if c not in expected and c in columns]
@@ -165,7 +166,14 @@ def _decode(raw: bytes) -> str:
 def parse_csv_text(text: str) -> pd.DataFrame:
     """Parse CSV text into a raw frame (no schema check); DataFileError if it is not CSV."""
     try:
-        return pd.read_csv(io.StringIO(text), skipinitialspace=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)  # more fields than the header: not data
+            return pd.read_csv(io.StringIO(text), skipinitialspace=True, index_col=False)
+    except pd.errors.ParserWarning:
+        raise DataFileError(
+            "is not a valid CSV (the first data line has more fields than the header); "
+            "check the number of commas on each line"
+        ) from None
     except pd.errors.EmptyDataError:
         raise DataFileError("is empty; it needs a header line and data rows") from None
     except (pd.errors.ParserError, ValueError) as err:
@@ -292,13 +300,7 @@ def merge_multiple_dataframe(settings: Settings, store: RecordsStore, run_id: in
 def main() -> None:
     parser = make_parser("Merge the data files of the input folder into finaldata.csv and record each file.")
     args = parser.parse_args()
-
-    def step(settings: Settings) -> int:
-        with RecordsStore(settings.records_db_path) as store:
-            merge_multiple_dataframe(settings, store)
-        return 0
-
-    raise SystemExit(run_script(args, step))
+    raise SystemExit(run_script(args, with_store(merge_multiple_dataframe)))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The files of a model folder: ``trainedmodel.pkl``, its ``trainedmodel.json`` and ``latestscore.txt``.
+"""The files of a model folder: ``trainedmodel.pkl``, its ``trainedmodel.json``, ``latestscore.txt`` and the
+data drift reference ``trainingreference.json``.
 
 One place saves and loads them, for ``output_model_path`` and for every deployed version alike. A pickle is
 only unpickled after its bytes match the sha256 recorded in the metadata, and a model trained with another
@@ -22,6 +23,7 @@ log = logging.getLogger("modelfiles")
 MODEL_NAME = "trainedmodel.pkl"
 METADATA_NAME = "trainedmodel.json"
 SCORE_NAME = "latestscore.txt"
+REFERENCE_NAME = "trainingreference.json"
 
 
 class ModelIntegrityError(UserFacingError):
@@ -122,3 +124,34 @@ def read_score(path: Path) -> float:
         return float(text.replace("=", " ").replace(":", " ").split()[-1])
     except (ValueError, IndexError):
         raise UserFacingError(f"{path} does not hold an F1 score (found {text[:40]!r}); run scoring.py") from None
+
+
+def write_reference(folder: Path, reference: dict[str, Any]) -> dict[str, str]:
+    """Write the data drift reference atomically; returns the metadata entries that record it (name, sha256)."""
+    data = (json.dumps(reference, separators=(",", ":")) + "\n").encode("utf-8")
+    atomic_write_bytes(folder / REFERENCE_NAME, data)
+    return {"reference_file": REFERENCE_NAME, "reference_sha256": hashlib.sha256(data).hexdigest()}
+
+
+def reference_path(folder: Path, metadata: dict[str, Any]) -> Path | None:
+    """The reference file recorded in a model's metadata, or None for a model trained before references were kept."""
+    return folder / metadata["reference_file"] if metadata.get("reference_sha256") else None
+
+
+def read_reference(folder: Path, metadata: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The data drift reference of a model folder after checking its recorded sha256; None if it has none."""
+    metadata = read_metadata(folder) if metadata is None else metadata
+    path = reference_path(folder, metadata)
+    if path is None:
+        return None
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ModelIntegrityError(f"data drift reference {path} is missing but recorded in {METADATA_NAME}; "
+                                  "retrain with training.py or roll back with deployment.py --rollback") from None
+    if hashlib.sha256(data).hexdigest() != metadata["reference_sha256"]:
+        raise ModelIntegrityError(
+            f"data drift reference {path} does not match the sha256 recorded in {METADATA_NAME}; "
+            "retrain with training.py or roll back with deployment.py --rollback"
+        )
+    return json.loads(data)

@@ -70,9 +70,14 @@ def _times(rows: Sequence[dict[str, Any]], key: str) -> list[datetime]:
 # --- the plots ---
 
 
+def confusion_matrix_title(version: str | None) -> str:
+    """The title of the deployed model's confusion matrix (PNG, report and dashboard alike)."""
+    return f"Confusion matrix on the test data\nmodel {version}"
+
+
 def draw_confusion_matrix(matrix: np.ndarray, title: str, fig: FigureLike | None = None) -> FigureLike:
     """A labelled heatmap of a 2x2 confusion matrix with the count in each cell."""
-    fig = _figure(fig, (5, 4.5))
+    fig = _figure(fig, (6, 5))
     axes = fig.add_subplot()
     image = axes.imshow(matrix, cmap="Blues", vmin=0, aspect="auto")
     colorbar = fig.colorbar(image, ax=axes, label="clients")

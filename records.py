@@ -15,9 +15,12 @@ import json
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 from plumbing import utc_now
+
+if TYPE_CHECKING:
+    from settings import Settings
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -480,3 +483,13 @@ def _split_sql(script: str) -> Iterator[str]:
         if statement.strip():
             yield statement
 
+
+def with_store(step: Callable[[Settings, RecordsStore], object]) -> Callable[[Settings], int]:
+    """Adapt a step that needs the records store to ``plumbing.run_script``'s ``step(settings)`` shape."""
+
+    def run(settings: Settings) -> int:
+        with RecordsStore(settings.records_db_path) as store:
+            step(settings, store)
+        return 0
+
+    return run

@@ -38,6 +38,7 @@ from ingestion import TARGET
 from plots import (
     CLASS_LABELS,  # noqa: F401  (re-exported: the labels of the confusion matrix)
     confusion_matrix_of,
+    confusion_matrix_title,
     draw_confusion_matrix,
     draw_f1_trend,
     draw_missing_trend,
@@ -46,7 +47,7 @@ from plots import (
     figure_bytes,
 )
 from plumbing import atomic_write, atomic_write_bytes, make_parser, run_script
-from records import RecordsStore
+from records import RecordsStore, with_store
 from scoring import read_test_data
 from settings import Settings
 
@@ -57,10 +58,11 @@ CONFUSION_MATRIX_NAME = "confusionmatrix.png"
 REPORT_NAME = "report.pdf"
 PAGE_SIZE = (8.27, 11.69)  # A4 portrait, inches
 TABLE_FONT_SIZE = 8
-CHARS_PER_PAGE_WIDTH = 120  # characters of TABLE_FONT_SIZE text across a full-width table
+CHARS_PER_PAGE_WIDTH = 105  # characters of TABLE_FONT_SIZE text that fit across a full-width table
 MAX_TABLE_ROWS = 24
 CELL_PADDING = 0.03  # fraction of the cell width
 
+DRIFT_COLUMN_WEIGHTS = {"feature": 20, "status": 17, "detail": 34, "ref. mean": 13, "batch mean": 12, "rows": 9}
 API_LINES_PER_PAGE = 80
 API_LINE_WIDTH = 110
 MAX_API_PAGES = 5
@@ -100,7 +102,7 @@ def evaluation_of(matrix: np.ndarray, deployed: DeployedModel, data_path: Path) 
 
 
 def _save_confusion_matrix(settings: Settings, deployed: DeployedModel, matrix: np.ndarray) -> Path:
-    figure = draw_confusion_matrix(matrix, f"Confusion matrix, model {deployed.version}, test data")
+    figure = draw_confusion_matrix(matrix, confusion_matrix_title(deployed.version))
     path = settings.output_model_path / CONFUSION_MATRIX_NAME
     atomic_write_bytes(path, figure_bytes(figure, "png", dpi=120))
     log.info("saved %s (model %s: TN %d, FP %d, FN %d, TP %d)", path, deployed.version, *matrix.ravel())
@@ -144,7 +146,8 @@ def _table(axes: Axes, title: str, header: Sequence[str], rows: Sequence[Sequenc
     cells = [[_clip(value, int(width * CHARS_PER_PAGE_WIDTH)) for value, width in zip(row, widths)] for row in shown]
     if len(rows) > len(shown):
         cells.append([f"... and {len(rows) - len(shown)} more", *[""] * (len(header) - 1)])
-    table = axes.table(cellText=cells, colLabels=list(header), colWidths=list(widths), loc="upper left",
+    labels = [_clip(label, int(width * CHARS_PER_PAGE_WIDTH)) for label, width in zip(header, widths)]
+    table = axes.table(cellText=cells, colLabels=labels, colWidths=list(widths), loc="upper left",
                        cellLoc="left")
     table.auto_set_font_size(False)
     table.set_fontsize(TABLE_FONT_SIZE)
@@ -191,7 +194,7 @@ def _summary_page(overview: Overview) -> Figure:
     _table(facts.add_subplot(), "Deployed model", ["item", "value"], rows, [0.25, 0.75])
     if overview.evaluation:
         matrix = confusion_matrix_of(overview.evaluation)
-        draw_confusion_matrix(matrix, f"Confusion matrix, model {overview.version}, test data", fig=plot)
+        draw_confusion_matrix(matrix, confusion_matrix_title(overview.version), fig=plot)
     else:
         _table(plot.add_subplot(), "Confusion matrix", [], [], [], empty="not evaluated yet")
     return figure
@@ -252,9 +255,10 @@ def _files_page(overview: Overview) -> Figure:
 
 def _data_drift_page(overview: Overview, result: dict[str, Any]) -> Figure:
     figure, (facts, features) = _page("Data drift per feature (latest check)", overview, [1, 1])
-    _table(facts.add_subplot(), "Dataset", ["item", "value"], data_drift_facts(result), [0.3, 0.7])
+    _table(facts.add_subplot(), "Dataset", ["item", "value"], data_drift_facts(result), [0.22, 0.78])
     header, rows = data_drift_rows(result)
-    widths = [1 / len(header)] * len(header) if header else []
+    weights = [DRIFT_COLUMN_WEIGHTS.get(column, 12) for column in header]
+    widths = [weight / sum(weights) for weight in weights]
     _table(features.add_subplot(), "Features", header, rows, widths, empty="no per-feature results")
     return figure
 
@@ -321,13 +325,7 @@ def write_reports(settings: Settings, store: RecordsStore) -> tuple[Path, Path]:
 def main() -> None:
     parser = make_parser("Write the deployed model's confusion matrix (PNG) and the PDF report of its history.")
     args = parser.parse_args()
-
-    def step(settings: Settings) -> int:
-        with RecordsStore(settings.records_db_path) as store:
-            write_reports(settings, store)
-        return 0
-
-    raise SystemExit(run_script(args, step))
+    raise SystemExit(run_script(args, with_store(write_reports)))
 
 
 if __name__ == "__main__":

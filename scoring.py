@@ -16,7 +16,7 @@ from sklearn.metrics import f1_score
 from ingestion import FEATURES, TARGET, DataFileError, read_data_file
 from modelfiles import SCORE_NAME, load_model, write_score
 from plumbing import UserFacingError, make_parser, run_script
-from records import RecordsStore
+from records import RecordsStore, with_store
 from settings import Settings
 
 log = logging.getLogger("scoring")
@@ -52,13 +52,7 @@ def score_model(settings: Settings, store: RecordsStore) -> float:
 def main() -> None:
     parser = make_parser("Score the trained model on the test data and write latestscore.txt.")
     args = parser.parse_args()
-
-    def step(settings: Settings) -> int:
-        with RecordsStore(settings.records_db_path) as store:
-            score_model(settings, store)
-        return 0
-
-    raise SystemExit(run_script(args, step))
+    raise SystemExit(run_script(args, with_store(score_model)))
 
 
 if __name__ == "__main__":

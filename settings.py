@@ -73,6 +73,14 @@ class Settings:
     api_timeout_seconds: float = 5.0
     package_index_url: str = "https://pypi.org/pypi"
     dependency_check_timeout_seconds: float = 3.0
+    data_drift_ks_alpha: float = 0.05
+    data_drift_psi_watch: float = 0.1
+    data_drift_psi_drift: float = 0.2
+    data_drift_psi_bins: int = 10
+    data_drift_ks_max_reference_rows: int = 1000
+    data_drift_min_rows: int = 20
+    data_drift_feature_share: float = 0.5
+    data_drift_triggers_retrain: bool = False
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -120,6 +128,33 @@ def _optional_int(value: Any) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError("must be a whole number or null")
     return value
+
+
+def _probability(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise ValueError("must be a number between 0 and 1 (exclusive)")
+    return float(value)
+
+
+def _share(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise ValueError("must be a number greater than 0 and at most 1")
+    return float(value)
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("must be true or false")
+    return value
+
+
+def _at_least(minimum: int) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ValueError(f"must be a whole number of at least {minimum}")
+        return value
+
+    return check
 
 
 def _one_of(*choices: str) -> Callable[[Any], str]:
@@ -186,6 +221,15 @@ OPTIONAL_KEYS: dict[str, Callable[[Any], Any]] = {
     "api_timeout_seconds": _positive_number,
     "package_index_url": _http_url,
     "dependency_check_timeout_seconds": _positive_number,
+    # feature-level data drift (see docs/data-drift.md)
+    "data_drift_ks_alpha": _probability,
+    "data_drift_psi_watch": _positive_number,
+    "data_drift_psi_drift": _positive_number,
+    "data_drift_psi_bins": _at_least(2),
+    "data_drift_ks_max_reference_rows": _at_least(0),
+    "data_drift_min_rows": _at_least(2),
+    "data_drift_feature_share": _share,
+    "data_drift_triggers_retrain": _boolean,
 }
 
 
@@ -212,6 +256,16 @@ def _read_json(config_path: Path) -> dict[str, Any]:
     return data
 
 
+def _check_psi_levels(config_path: Path, optional: dict[str, Any]) -> None:
+    """The PSI watch level must sit below the drift level."""
+    watch = optional.get("data_drift_psi_watch", Settings.data_drift_psi_watch)
+    drift = optional.get("data_drift_psi_drift", Settings.data_drift_psi_drift)
+    if watch >= drift:
+        raise ConfigError(
+            f"{config_path}: key 'data_drift_psi_watch' ({watch}) must be below 'data_drift_psi_drift' ({drift})"
+        )
+
+
 def load_config(config_path: str | os.PathLike[str] | None = None) -> Settings:
     """Read, validate and resolve the config file; raise ConfigError naming the first bad key."""
     path = resolve_config_path(config_path)
@@ -229,6 +283,7 @@ def load_config(config_path: str | os.PathLike[str] | None = None) -> Settings:
         paths[key] = resolve(key, data[key])
 
     optional = {key: _check(path, key, data[key], check) for key, check in OPTIONAL_KEYS.items() if key in data}
+    _check_psi_levels(path, optional)
     records = data.get("records_db_path", Path(data["output_folder_path"]) / "records.sqlite")
     return Settings(
         config_path=path,

@@ -2,8 +2,10 @@
 
 Writes ``trainedmodel.pkl`` to ``output_model_path`` and, beside it, ``trainedmodel.json`` (see modelfiles.py):
 the model's sha256 (checked before the pickle is ever loaded), the scikit-learn version it was trained with,
-the training data and the hyperparameters. Missing feature values are filled with the training median inside the model, so
-the same rule applies when it predicts.
+the training data and the hyperparameters. ``trainingreference.json`` keeps what the training data looked like
+(per-feature histograms, the values themselves when there are few, the target and predicted-positive rates) for
+the data drift check; its sha256 is recorded in the metadata too. Missing feature values are filled with the
+training median inside the model, so the same rule applies when it predicts.
 """
 
 from __future__ import annotations
@@ -13,15 +15,17 @@ import platform
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import sklearn
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
+from datadrift import DriftConfig, build_reference
 from datafiles import FINAL_DATA_NAME
 from ingestion import FEATURES, TARGET, DataFileError, check_schema
-from modelfiles import MODEL_NAME, save_model
+from modelfiles import MODEL_NAME, REFERENCE_NAME, save_model, write_reference
 from plumbing import UserFacingError, make_parser, run_script, sha256_file, utc_now
 from settings import ModelParams, Settings
 
@@ -50,12 +54,23 @@ def read_training_data(path: Path) -> pd.DataFrame:
     return frame
 
 
+def training_reference(model: Pipeline, frame: pd.DataFrame, settings: Settings) -> dict[str, Any]:
+    """The data drift reference of a model fitted on ``frame`` (see datadrift.build_reference)."""
+    features = {name: frame[name].to_numpy(dtype="float64", na_value=np.nan) for name in FEATURES}
+    predictions = model.predict(frame[list(FEATURES)])
+    return build_reference(features, frame[TARGET].to_numpy(), predictions, DriftConfig.from_settings(settings))
+
+
 def train_model(settings: Settings) -> dict[str, Any]:
-    """Fit on ``finaldata.csv`` and save ``trainedmodel.pkl`` + ``trainedmodel.json``; return the metadata."""
+    """Fit on ``finaldata.csv``; save ``trainedmodel.pkl``, ``trainedmodel.json`` and the data drift reference.
+
+    Returns the metadata.
+    """
     data_path = settings.output_folder_path / FINAL_DATA_NAME
     frame = read_training_data(data_path)
     model = build_model(settings.model)
     model.fit(frame[list(FEATURES)], frame[TARGET])
+    reference = write_reference(settings.output_model_path, training_reference(model, frame, settings))
     metadata = {
         "trained_at": utc_now(),
         "sklearn_version": sklearn.__version__,
@@ -68,11 +83,12 @@ def train_model(settings: Settings) -> dict[str, Any]:
         "features": list(FEATURES),
         "target": TARGET,
         "hyperparameters": settings.model.as_config(),
+        **reference,
     }
     metadata = save_model(model, metadata, settings.output_model_path)
     log.info(
-        "trained on %d rows of %s; saved %s (sha256 %s...)",
-        len(frame), data_path, settings.output_model_path / MODEL_NAME, metadata["model_sha256"][:12],
+        "trained on %d rows of %s; saved %s (sha256 %s...) and %s",
+        len(frame), data_path, settings.output_model_path / MODEL_NAME, metadata["model_sha256"][:12], REFERENCE_NAME,
     )
     return metadata
 

@@ -111,17 +111,23 @@ def project(tmp_path: Path) -> Project:
 
 
 @pytest.fixture(scope="session")
-def deployed_project(tmp_path_factory: pytest.TempPathFactory) -> Project:
-    """A project where the practice run has deployed v0001 (built once; copy it before changing anything)."""
+def deployed_template(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """A project where the practice run has deployed v0001; built once per session, never changed."""
     project = make_project(tmp_path_factory.mktemp("deployed") / "project")
     project.run("fullprocess.py", config=project.practice_config)
     return project
 
 
-def copy_project(project: Project, root: Path) -> Project:
-    """A full copy of a project (data, models, deployments, records store) under ``root``; paths stay relative."""
-    shutil.copytree(project.root, root, symlinks=True)
-    return Project(root=root, config=root / project.config.name, practice_config=root / project.practice_config.name)
+def copy_project(source: Project, root: Path) -> Project:
+    """A copy of a project (relative symlinks and config paths keep working in the copy)."""
+    shutil.copytree(source.root, root, symlinks=True)
+    return Project(root=root, config=root / source.config.name, practice_config=root / source.practice_config.name)
+
+
+@pytest.fixture
+def deployed_project(deployed_template: Project, tmp_path: Path) -> Project:
+    """A fresh copy of a project with the practice model deployed as v0001 (by a real fullprocess.py run)."""
+    return copy_project(deployed_template, tmp_path / "project")
 
 
 def flipped_rows(path: Path, id_prefix: str) -> list[str]:

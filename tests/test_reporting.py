@@ -1,4 +1,4 @@
-"""reporting.py: confusionmatrix.png and report.pdf (pages, text, readable plots) from the store's history."""
+"""Reporting: confusionmatrix.png and report.pdf (pages, text, readable plots) from the store's history."""
 
 from __future__ import annotations
 
@@ -18,9 +18,10 @@ from matplotlib.text import Text
 import plots
 import reporting
 from conftest import Project, copy_project
-from deployment import current_version
+from deployment import current_version, load_deployed_model
 from history import build_overview, format_number
 from records import RecordsStore
+from reporting import confusion_on_test_data, plot_confusion_matrix
 
 BASE_PAGES = [
     "Model report: deployed version",
@@ -29,17 +30,8 @@ BASE_PAGES = [
     "Missing values and timings over time",
     "Ingested files and dependencies",
 ]
-DATA_DRIFT = {
-    "timestamp": "2026-11-23T01:00:00Z",
-    "model_version": "v0002",
-    "verdict": "drift",
-    "drifted_share": 0.6667,
-    "features": {
-        "lastmonth_activity": {"method": "ks", "statistic": 0.71, "p_value": 0.0004, "drift": True},
-        "lastyear_activity": {"method": "ks", "statistic": 0.12, "p_value": 0.93, "drift": False},
-        "number_of_employees": {"method": "ks", "statistic": 0.66, "p_value": 0.0011, "drift": True},
-    },
-}
+DATA_DRIFT_PAGE = "Data drift per feature (latest check)"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 API_RETURNS = "GET /scoring -> 200\n" + json.dumps({"f1": 0.8, "model_version": "v0002"}, indent=2) + "\n"
 
 
@@ -51,11 +43,9 @@ def pdf_pages(path: Path) -> list[str]:
 
 @pytest.fixture
 def reported(history_project: Project, tmp_path: Path) -> Project:
-    """A copy of the history project with a data drift record and API returns, after reporting.py ran."""
+    """A copy of the history project with API returns, after reporting.py ran."""
     project = copy_project(history_project, tmp_path / "project")
     settings = project.settings()
-    with project.store() as store:
-        store.record_data_drift(DATA_DRIFT)
     (settings.output_model_path / "apireturns.txt").write_text(API_RETURNS)
     (settings.output_model_path / "report.pdf").unlink()
     project.run("reporting.py")
@@ -66,7 +56,7 @@ def reported(history_project: Project, tmp_path: Path) -> Project:
 def test_report_pdf_has_every_page_and_the_history_in_it(reported: Project) -> None:
     settings = reported.settings()
     pages = pdf_pages(settings.output_model_path / "report.pdf")
-    titles = [*BASE_PAGES, "Data drift per feature", "Latest API returns (apireturns.txt, page 1 of 1)"]
+    titles = [*BASE_PAGES, DATA_DRIFT_PAGE, "Latest API returns (apireturns.txt, page 1 of 1)"]
     assert len(pages) == len(titles)
     for page, title in zip(pages, titles):
         assert title in page
@@ -78,11 +68,12 @@ def test_report_pdf_has_every_page_and_the_history_in_it(reported: Project) -> N
         checks = store.drift_checks()
         snapshot = store.latest_diagnostics()
         files = store.latest_ingestion_per_file()
+        data_drift = store.latest_data_drift()
     summary, trend, data, timings, files_page, drift_page, api_page = pages
     assert f"deployed version {version}" in summary
     metrics = " / ".join(format_number(evaluation[k]) for k in ("precision", "recall", "f1"))
     assert f"precision / recall / F1 {metrics}" in summary
-    assert f"Confusion matrix, model {version}, test data" in summary
+    assert f"Confusion matrix on the test data model {version}" in summary
     assert "F1 on the test data of each deployed version" in trend and "Drift checks" in trend
     for deployment in deployments:
         assert deployment["version"] in trend and format_number(deployment["f1"]) in trend
@@ -95,28 +86,44 @@ def test_report_pdf_has_every_page_and_the_history_in_it(reported: Project) -> N
         assert record["file_name"] in files_page
     for dependency in snapshot["dependencies"]:
         assert f"{dependency['package']} {dependency['installed']} {dependency['latest']}" in files_page
-    assert "verdict drift" in drift_page and "lastmonth_activity ks 0.7100" in drift_page
+    assert f"verdict {data_drift['verdict']}" in drift_page
+    assert f"model version {data_drift['model_version']}" in drift_page
+    for feature, result in data_drift["features"].items():
+        assert f"{feature} {result['status']}" in drift_page
     assert 'GET /scoring -> 200' in api_page and '"model_version": "v0002"' in api_page
 
-    assert (settings.output_model_path / "confusionmatrix.png").read_bytes().startswith(b"\x89PNG")
+    assert (settings.output_model_path / "confusionmatrix.png").read_bytes().startswith(PNG_SIGNATURE)
 
 
 @pytest.mark.slow
 def test_fullprocess_writes_the_report_after_each_deploy(history_project: Project) -> None:
     settings = history_project.settings()
     pages = pdf_pages(settings.output_model_path / "report.pdf")
-    assert [title for title in BASE_PAGES if any(title in page for page in pages)] == BASE_PAGES
-    assert len(pages) == len(BASE_PAGES), "no data drift and no API returns yet: no pages for them"
+    assert len(pages) == len(BASE_PAGES) + 1, "the check before v0002 recorded data drift; no API returns yet"
+    for page, title in zip(pages, [*BASE_PAGES, DATA_DRIFT_PAGE]):
+        assert title in page
     assert "deployed version v0002" in pages[0]
-    practice = history_project.settings(history_project.practice_config)
-    assert "deployed version v0001" in pdf_pages(practice.output_model_path / "report.pdf")[0]
+    practice = pdf_pages(history_project.settings(history_project.practice_config).output_model_path / "report.pdf")
+    assert len(practice) == len(BASE_PAGES), "the bootstrap run had no data drift check and no API returns"
+    assert "deployed version v0001" in practice[0]
 
 
 @pytest.mark.slow
-def test_reporting_without_a_deployed_model_says_what_to_do(project: Project) -> None:
+def test_confusion_matrix_png_of_the_deployed_model(deployed_project: Project) -> None:
+    settings = deployed_project.settings()
+    path = plot_confusion_matrix(settings)
+    assert path == settings.output_model_path / "confusionmatrix.png"
+    assert path.read_bytes().startswith(PNG_SIGNATURE) and path.stat().st_size > 5_000
+
+    matrix = confusion_on_test_data(settings, load_deployed_model(settings))
+    assert matrix.tolist() == [[0, 2], [1, 2]]  # TN FP / FN TP of the practice model on the five test rows
+
+
+@pytest.mark.slow
+def test_reporting_script_says_to_deploy_first(project: Project) -> None:
     result = project.run("reporting.py", check=False)
-    assert result.returncode == 2
-    assert "no model is deployed" in result.stderr and "run fullprocess.py" in result.stderr
+    assert result.returncode == 2 and "no model is deployed" in result.stderr
+    assert "run fullprocess.py" in result.stderr
     assert not (project.settings().output_model_path / "report.pdf").exists()
 
 
@@ -175,7 +182,8 @@ def overview(history_project: Project):
 
 def dashboard_figures(overview) -> dict[str, Figure]:
     return {
-        "confusion matrix": plots.draw_confusion_matrix(plots.confusion_matrix_of(overview.evaluation), "title"),
+        "confusion matrix": plots.draw_confusion_matrix(plots.confusion_matrix_of(overview.evaluation),
+                                                        plots.confusion_matrix_title(overview.version)),
         "f1 trend": plots.draw_f1_trend(overview.deploys, overview.drift_checks, overview.version),
         "summary trend": plots.draw_summary_trend(overview.diagnostics_history),
         "missing trend": plots.draw_missing_trend(overview.diagnostics_history),
