@@ -68,9 +68,20 @@ def _row_label(position: int) -> str:
 
 def _shown(value: object) -> str:
     """A cell value as the user wrote it, quoted ('abc', '2'), or 'an empty cell'."""
-    if pd.isna(value):
+    if value is None or isinstance(value, float) and np.isnan(value):
         return "an empty cell"
-    return repr(value.item() if isinstance(value, np.generic) else value)
+    shown = repr(value.item() if isinstance(value, np.generic) else value)
+    return shown if len(shown) <= 60 else shown[:57] + "..."
+
+
+def _json_number(value: object) -> float:
+    """One JSON cell as a float: NaN for null or for anything that is not a number (a bool, list, object...)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str, np.number)):
+        return np.nan
+    try:
+        return float(value)
+    except (ValueError, OverflowError):
+        return np.nan
 
 
 def _numeric_column(frame: pd.DataFrame, column: str) -> pd.Series:
@@ -78,7 +89,12 @@ def _numeric_column(frame: pd.DataFrame, column: str) -> pd.Series:
     values = frame[column]
     if pd.api.types.is_bool_dtype(values):
         raise DataFileError(f"has true/false values in column {column!r}; {column} must be a number")
-    numbers = values if pd.api.types.is_numeric_dtype(values) else pd.to_numeric(values, errors="coerce")
+    if pd.api.types.is_numeric_dtype(values):
+        numbers = values
+    elif values.dtype == object:  # JSON values: numbers, strings, null, and whatever else a client sent
+        numbers = pd.Series([_json_number(v) for v in values], index=values.index, dtype="float64")
+    else:
+        numbers = pd.to_numeric(values, errors="coerce")
     bad = (numbers.isna() & values.notna()) | np.isinf(numbers.astype("float64"))
     if bad.any():
         position = int(np.flatnonzero(bad.to_numpy())[0])
@@ -149,7 +165,8 @@ def check_schema(frame: pd.DataFrame, require_target: bool = True, require_id: b
     return pd.DataFrame(clean, index=pd.RangeIndex(len(frame)))
 
 
-def _decode(raw: bytes) -> str:
+def decode_text(raw: bytes) -> str:
+    """Decode a data file's (or an upload's) bytes as UTF-8 text; DataFileError if empty, binary or not UTF-8."""
     if not raw.strip():
         raise DataFileError("is empty; it needs a header line and data rows")
     if b"\x00" in raw:
@@ -202,7 +219,7 @@ def read_data_file(path: Path) -> pd.DataFrame:
             f"has an unsupported type {suffix or '(no extension)'!r}; save the data as .csv (comma-separated) "
             "or .json (records)"
         )
-    text = _decode(path.read_bytes())
+    text = decode_text(path.read_bytes())
     frame = parse_json_records(text) if suffix == ".json" else parse_csv_text(text)
     return check_schema(frame)
 

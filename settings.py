@@ -81,6 +81,9 @@ class Settings:
     data_drift_min_rows: int = 20
     data_drift_feature_share: float = 0.5
     data_drift_triggers_retrain: bool = False
+    api_workers: int = 2
+    api_max_upload_bytes: int = 10 * 1024 * 1024
+    api_data_folders: tuple[Path, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -94,6 +97,19 @@ class Settings:
         if self.test_data_path.suffix.lower() == ".csv":
             return self.test_data_path
         return self.test_data_path / "testdata.csv"
+
+    def shown_path(self, path: Path) -> str:
+        """``path`` as the user knows it: relative to the project folder when inside it, else absolute."""
+        try:
+            return str(path.relative_to(self.project_dir))
+        except ValueError:
+            return str(path)
+
+    @property
+    def api_bind(self) -> tuple[str, int]:
+        """Host and port the API listens on: those of ``api_url`` (127.0.0.1 and 8000 when not given)."""
+        parts = urlsplit(self.api_url)
+        return parts.hostname or "127.0.0.1", parts.port or 8000
 
     @property
     def lock_path(self) -> Path:
@@ -230,6 +246,8 @@ OPTIONAL_KEYS: dict[str, Callable[[Any], Any]] = {
     "data_drift_min_rows": _at_least(2),
     "data_drift_feature_share": _share,
     "data_drift_triggers_retrain": _boolean,
+    "api_workers": _positive_int,
+    "api_max_upload_bytes": _positive_int,
 }
 
 
@@ -284,6 +302,9 @@ def load_config(config_path: str | os.PathLike[str] | None = None) -> Settings:
 
     optional = {key: _check(path, key, data[key], check) for key, check in OPTIONAL_KEYS.items() if key in data}
     _check_psi_levels(path, optional)
+    folders = data.get("api_data_folders", [])
+    if not isinstance(folders, list):
+        raise ConfigError(f"{path}: key 'api_data_folders' must be a list of folder paths (got {folders!r})")
     records = data.get("records_db_path", Path(data["output_folder_path"]) / "records.sqlite")
     return Settings(
         config_path=path,
@@ -295,6 +316,7 @@ def load_config(config_path: str | os.PathLike[str] | None = None) -> Settings:
             else CODE_DIR / "requirements.txt"
         ),
         model=_model_params(path, data.get("model")),
+        api_data_folders=tuple(resolve(f"api_data_folders[{i}]", folder) for i, folder in enumerate(folders)),
         raw=data,
         **paths,
         **optional,

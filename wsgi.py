@@ -1,5 +1,11 @@
-"""WSGI entry point for gunicorn: ``gunicorn --chdir /path/to/project wsgi:app`` (config from $RISK_CONFIG)."""
+"""WSGI entry point for gunicorn: ``gunicorn -c gunicorn.conf.py wsgi:app`` (config from $RISK_CONFIG).
+
+gunicorn.conf.py binds to the config's ``api_url``, sets the worker count and the Prometheus multiprocess
+folder; see docs/api.md for the full command and a systemd unit.
+"""
 
 from app import create_app
+from plumbing import setup_logging
 
+setup_logging()
 app = create_app()

@@ -26,6 +26,7 @@ from settings import Settings, load_config  # noqa: E402
 DATA_FOLDERS = ("practicedata", "sourcedata", "testdata")
 COLUMNS = "corporation,lastmonth_activity,lastyear_activity,number_of_employees,exited"
 SCRIPT_TIMEOUT = 300
+AMBIENT_VARIABLES = ("RISK_CONFIG", "RISK_API_TOKEN", "PROMETHEUS_MULTIPROC_DIR", "WEB_CONCURRENCY")  # tests set their own
 
 
 def free_port() -> int:
@@ -62,11 +63,15 @@ class Project:
         return path
 
     def run(
-        self, script: str, *args: str, config: Path | None = None, check: bool = True, timeout: float = SCRIPT_TIMEOUT
+        self, script: str, *args: str, config: Path | None = None, check: bool = True, timeout: float = SCRIPT_TIMEOUT,
+        env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run a repo script as its own process, from an unrelated working directory, on this project's config."""
+        """Run a repo script as its own process, from an unrelated working directory, on this project's config.
+
+        ``env`` adds environment variables (e.g. RISK_API_TOKEN) for this run.
+        """
         command = [sys.executable, str(REPO / script), "--config", str(config or self.config), *args]
-        env = {k: v for k, v in os.environ.items() if k != "RISK_CONFIG"}
+        env = {**{k: v for k, v in os.environ.items() if k not in AMBIENT_VARIABLES}, **(env or {})}
         result = subprocess.run(
             command, cwd=self.root.parent, capture_output=True, text=True, timeout=timeout, env=env
         )
@@ -75,6 +80,14 @@ class Project:
                 f"{script} {' '.join(args)} exited {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
             )
         return result
+
+    def copy_to(self, root: Path) -> "Project":
+        """A copy of this project (data, configs, models, deployed versions, records) at ``root``.
+
+        Symlinks are copied as symlinks (the deployment's relative pointers keep working in the copy).
+        """
+        shutil.copytree(self.root, root, symlinks=True)
+        return Project(root=root, config=root / self.config.name, practice_config=root / self.practice_config.name)
 
     def write_data(self, folder: str, name: str, rows: list[str], header: str = COLUMNS) -> Path:
         """Write a CSV into one of the project's folders."""
@@ -118,16 +131,10 @@ def deployed_template(tmp_path_factory: pytest.TempPathFactory) -> Project:
     return project
 
 
-def copy_project(source: Project, root: Path) -> Project:
-    """A copy of a project (relative symlinks and config paths keep working in the copy)."""
-    shutil.copytree(source.root, root, symlinks=True)
-    return Project(root=root, config=root / source.config.name, practice_config=root / source.practice_config.name)
-
-
 @pytest.fixture
 def deployed_project(deployed_template: Project, tmp_path: Path) -> Project:
     """A fresh copy of a project with the practice model deployed as v0001 (by a real fullprocess.py run)."""
-    return copy_project(deployed_template, tmp_path / "project")
+    return deployed_template.copy_to(tmp_path / "project")
 
 
 def flipped_rows(path: Path, id_prefix: str) -> list[str]:
@@ -160,22 +167,27 @@ def history_project(tmp_path_factory: pytest.TempPathFactory) -> Project:
 @contextlib.contextmanager
 def serve(project: Project, server: str = "gunicorn", env: dict[str, str] | None = None,
           workers: int = 2) -> Iterator[str]:
-    """Start the real API (``gunicorn`` via wsgi.py, or ``flask`` via ``python app.py``) on a free loopback port.
+    """Start the real API (``gunicorn`` via wsgi.py and gunicorn.conf.py, or ``flask`` via ``python app.py``)
+    on a free loopback port.
 
-    Yields the base URL once ``/health`` answers; stops the server afterwards.
+    Yields the base URL once ``/health`` answers; stops the server afterwards. The server's output goes to
+    ``server-<port>.log`` beside the project (a pipe nobody reads would fill up and stall the server).
     """
     port = free_port()
-    environment = {**os.environ, "RISK_CONFIG": str(project.config), **(env or {})}
+    inherited = {k: v for k, v in os.environ.items() if k not in AMBIENT_VARIABLES}
+    environment = {**inherited, "RISK_CONFIG": str(project.config), **(env or {})}
     if server == "gunicorn":
-        command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-                   "--chdir", str(REPO), "wsgi:app"]
+        command = [sys.executable, "-m", "gunicorn", "--config", str(REPO / "gunicorn.conf.py"),
+                   "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--chdir", str(REPO), "wsgi:app"]
     else:
         command = [sys.executable, str(REPO / "app.py"), "--config", str(project.config), "--port", str(port)]
-    process = subprocess.Popen(command, cwd=project.root.parent, env=environment,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log_path = project.root.parent / f"server-{port}.log"
+    with open(log_path, "w") as log_file:
+        process = subprocess.Popen(command, cwd=project.root.parent, env=environment,
+                                   stdout=log_file, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for_http(f"{url}/health", process)
+        wait_for_http(f"{url}/health", process, log_path)
         yield url
     finally:
         process.terminate()
@@ -183,18 +195,26 @@ def serve(project: Project, server: str = "gunicorn", env: dict[str, str] | None
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
+            process.wait()
 
 
-def wait_for_http(url: str, process: subprocess.Popen[str], timeout: float = 60) -> None:
-    """Poll ``url`` until it answers; fail with the server's output if it exits or never answers."""
+def wait_for_http(url: str, process: subprocess.Popen[str], log_path: Path | None = None, timeout: float = 60) -> None:
+    """Poll ``url`` until it answers; fail with the server's output (``log_path``, else its stdout pipe) if it
+    exits or never answers."""
+
+    def output() -> str:
+        if log_path is not None:
+            return log_path.read_text()
+        return process.stdout.read() if process.stdout else ""
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"server exited with {process.returncode}:\n{process.stdout.read()}")
+            raise AssertionError(f"server exited with {process.returncode}:\n{output()}")
         try:
             requests.get(url, timeout=1)
             return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or a worker still booting
             time.sleep(0.1)
     process.kill()
-    raise AssertionError(f"server did not answer {url} within {timeout}s:\n{process.stdout.read()}")
+    raise AssertionError(f"server did not answer {url} within {timeout}s:\n{output()}")

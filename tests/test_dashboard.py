@@ -17,7 +17,7 @@ from typing import Iterator
 import pytest
 import requests
 
-from conftest import REPO, Project, copy_project, serve
+from conftest import REPO, Project, serve
 from deployment import current_version
 from history import format_number
 from records import HISTORY_KINDS, RecordsStore
@@ -69,7 +69,7 @@ def file_digests(root: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def served(history_project: Project, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Project, str]]:
     """The history project (plus API returns) served by gunicorn; yields it and its URL."""
-    project = copy_project(history_project, tmp_path_factory.mktemp("dashboard") / "project")
+    project = history_project.copy_to(tmp_path_factory.mktemp("dashboard") / "project")
     (project.settings().output_model_path / "apireturns.txt").write_text("GET /health -> 200\n{}\n")
     with serve(project, "gunicorn") as url:
         yield project, url

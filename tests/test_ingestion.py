@@ -36,6 +36,21 @@ BAD_FILES = {
     "latin1.csv": (COLUMNS.encode() + "\nsoci\u00e9t\u00e9,1,2,3,0\n".encode("latin-1"), "has bytes that are not UTF-8 text"),
     "not_records.json": (b'{"corporation": "abc"}', "must hold JSON records: a list of objects"),
     "broken.json": (b'[{"corporation": "abc",', "is not valid JSON"),
+    "list_value.json": (
+        b'[{"corporation": "a", "lastmonth_activity": [1, 2], "lastyear_activity": 2, "number_of_employees": 3, '
+        b'"exited": 0}]',
+        "has a non-numeric value [1, 2] in column 'lastmonth_activity' at line 2",
+    ),
+    "huge_value.json": (
+        b'[{"corporation": "a", "lastmonth_activity": 1, "lastyear_activity": 1' + b"0" * 400
+        + b', "number_of_employees": 3, "exited": 0}]',
+        "has a non-numeric value 1000000000",
+    ),
+    "boolean.json": (
+        b'[{"corporation": "a", "lastmonth_activity": 1, "lastyear_activity": 2, "number_of_employees": true, '
+        b'"exited": 0}]',
+        "has true/false values in column 'number_of_employees'",
+    ),
 }
 
 

@@ -17,7 +17,7 @@ from matplotlib.text import Text
 
 import plots
 import reporting
-from conftest import Project, copy_project
+from conftest import Project
 from deployment import current_version, load_deployed_model
 from history import build_overview, format_number
 from records import RecordsStore
@@ -44,7 +44,7 @@ def pdf_pages(path: Path) -> list[str]:
 @pytest.fixture
 def reported(history_project: Project, tmp_path: Path) -> Project:
     """A copy of the history project with API returns, after reporting.py ran."""
-    project = copy_project(history_project, tmp_path / "project")
+    project = history_project.copy_to(tmp_path / "project")
     settings = project.settings()
     (settings.output_model_path / "apireturns.txt").write_text(API_RETURNS)
     (settings.output_model_path / "report.pdf").unlink()
