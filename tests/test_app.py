@@ -323,7 +323,8 @@ def test_oversized_upload_is_refused_with_413(url: str, api_project: Project) ->
 
 def test_unknown_endpoint_and_wrong_method(url: str) -> None:
     message = error_of(requests.get(f"{url}/predict", timeout=30), 404)
-    assert "no endpoint /predict; the endpoints are /diagnostics, /health, /metrics, /prediction" in message
+    endpoints = "/dashboard, /diagnostics, /health, /history, /metrics, /prediction"
+    assert f"no endpoint /predict; the endpoints are {endpoints}" in message
     assert "not allowed" in error_of(requests.delete(f"{url}/prediction", timeout=30), 405)
     assert "not allowed" in error_of(requests.post(f"{url}/scoring", timeout=30), 405)
 
