@@ -226,3 +226,13 @@ def test_an_unreadable_store_answers_503_json_not_a_traceback(project: Project) 
         assert response.headers["Content-Type"].startswith("application/json")
         assert f"the records store {store} cannot be read" in response.json()["error"]
         assert "Traceback" not in response.text
+
+
+def test_the_bearer_token_guards_the_dashboard_and_history(project: Project) -> None:
+    with serve(project, "flask", env={"RISK_API_TOKEN": "s3cret"}) as url:
+        refused = [requests.get(f"{url}{path}", timeout=TIMEOUT) for path in ("/dashboard", "/history")]
+        allowed = [requests.get(f"{url}{path}", headers={"Authorization": "Bearer s3cret"}, timeout=TIMEOUT)
+                   for path in ("/dashboard", "/history")]
+    assert [r.status_code for r in refused] == [401, 401]
+    assert all("bearer token" in r.json()["error"] for r in refused)
+    assert [r.status_code for r in allowed] == [200, 200]
