@@ -386,28 +386,12 @@ def model_age_seconds(record: dict[str, Any]) -> float | None:
 # --- predictions ---
 
 
-def _unusable_cell(frame: pd.DataFrame) -> str | None:
-    """Where a value is no plain number (a list, an object, an integer too large for a float)."""
-    for column in FEATURES:
-        if column not in frame.columns or frame[column].dtype != object:
-            continue
-        for position, value in enumerate(frame[column]):
-            if isinstance(value, (list, dict)):
-                return f"a {type(value).__name__} in column {column!r} at position {position + 1}"
-            if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**1023:
-                return f"an integer too large for the model in column {column!r} at position {position + 1}"
-    return None
-
-
 def checked_rows(data: PredictionInput) -> pd.DataFrame:
     """The rows schema-checked (``exited`` and ``corporation`` optional); ApiError 400 naming the problem."""
     try:
         return check_schema(data.frame, require_target=False, require_id=False)
     except DataFileError as err:
         raise ApiError(400, f"{data.subject} {err}") from None
-    except (TypeError, ValueError, OverflowError):
-        where = _unusable_cell(data.frame) or "a value that is not a number in one of the feature columns"
-        raise ApiError(400, f"{data.subject} has {where}; each of {', '.join(FEATURES)} must be a number") from None
 
 
 def predict_rows(data: PredictionInput, deployed: DeployedModel) -> list[dict[str, Any]]:
