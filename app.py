@@ -38,6 +38,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from werkzeug.exceptions import HTTPException, InternalServerError, NotFound, RequestEntityTooLarge
 
 from apiinput import ApiError, PredictionInput, prediction_input
+from dashboard import blueprint as dashboard_blueprint
 from deployment import DeployedModel, current_version, load_deployed_model, read_record
 from diagnostics import predict_frame
 from ingestion import FEATURES, ID_COLUMN, DataFileError, check_schema
@@ -385,28 +386,12 @@ def model_age_seconds(record: dict[str, Any]) -> float | None:
 # --- predictions ---
 
 
-def _unusable_cell(frame: pd.DataFrame) -> str | None:
-    """Where a value is no plain number (a list, an object, an integer too large for a float)."""
-    for column in FEATURES:
-        if column not in frame.columns or frame[column].dtype != object:
-            continue
-        for position, value in enumerate(frame[column]):
-            if isinstance(value, (list, dict)):
-                return f"a {type(value).__name__} in column {column!r} at position {position + 1}"
-            if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 2**1023:
-                return f"an integer too large for the model in column {column!r} at position {position + 1}"
-    return None
-
-
 def checked_rows(data: PredictionInput) -> pd.DataFrame:
     """The rows schema-checked (``exited`` and ``corporation`` optional); ApiError 400 naming the problem."""
     try:
         return check_schema(data.frame, require_target=False, require_id=False)
     except DataFileError as err:
         raise ApiError(400, f"{data.subject} {err}") from None
-    except (TypeError, ValueError, OverflowError):
-        where = _unusable_cell(data.frame) or "a value that is not a number in one of the feature columns"
-        raise ApiError(400, f"{data.subject} has {where}; each of {', '.join(FEATURES)} must be a number") from None
 
 
 def predict_rows(data: PredictionInput, deployed: DeployedModel) -> list[dict[str, Any]]:
@@ -509,6 +494,7 @@ def metrics() -> Response:
 def register_blueprints(app: Flask) -> None:
     """Every group of endpoints, registered in one place (add new blueprints here)."""
     app.register_blueprint(api)
+    app.register_blueprint(dashboard_blueprint)
 
 
 def create_app(config_path: str | None = None) -> Flask:

@@ -46,22 +46,21 @@ REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 # --- predictions ---
 
 
-def predict_frame(frame: pd.DataFrame, deployed: DeployedModel) -> pd.DataFrame:
-    """Class and attrition probability per row of ``frame`` (schema-checked; ``exited`` is optional)."""
-    clean = check_schema(frame, require_target=False, require_id=False)
-    features = clean[list(FEATURES)]
-    return pd.DataFrame(
-        {
-            "prediction": deployed.model.predict(features).astype(int),
-            "probability": deployed.model.predict_proba(features)[:, 1],
-        }
-    )
+def predict_frame(clean: pd.DataFrame, deployed: DeployedModel) -> pd.DataFrame:
+    """Class and attrition probability per row of a frame already checked by ``ingestion.check_schema``.
+
+    One pass through the model: the class is the likelier one of ``predict_proba`` (what ``predict`` returns).
+    """
+    probabilities = deployed.model.predict_proba(clean[list(FEATURES)])
+    classes = deployed.model.classes_[probabilities.argmax(axis=1)]
+    return pd.DataFrame({"prediction": classes.astype(int), "probability": probabilities[:, 1]})
 
 
 def model_predictions(frame: pd.DataFrame, settings: Settings, deployed: DeployedModel | None = None) -> list[int]:
-    """Predictions of the deployed model, one per row of ``frame``."""
+    """Predictions of the deployed model, one per row of ``frame`` (schema-checked; ``exited`` is optional)."""
     deployed = deployed or load_deployed_model(settings)
-    return predict_frame(frame, deployed)["prediction"].tolist()
+    clean = check_schema(frame, require_target=False, require_id=False)
+    return predict_frame(clean, deployed)["prediction"].tolist()
 
 
 # --- the ingested data ---

@@ -195,7 +195,7 @@ def _after_deploy(settings: Settings, store: RecordsStore, report: RunReport) ->
     ok = True
     for step, action in (
         ("diagnostics", lambda: diagnostics.run_diagnostics(settings, store)),
-        ("reporting", lambda: reporting.plot_confusion_matrix(settings)),
+        ("reporting", lambda: reporting.write_reports(settings, store)),
     ):
         try:
             report.timed(step, action)

@@ -39,6 +39,12 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def parse_utc(timestamp: str) -> datetime:
+    """The datetime of a timestamp written by :func:`utc_now` (any ISO 8601 form is accepted)."""
+    parsed = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
 def sha256_bytes(data: bytes) -> str:
     """Hex sha256 of some bytes."""
     import hashlib  # loads OpenSSL: only when there is something to hash

@@ -10,6 +10,7 @@ Standard library only: the cron tick reads it to decide whether there is anythin
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from pathlib import Path
@@ -104,7 +105,34 @@ MIGRATIONS: tuple[str, ...] = (
         snapshot TEXT NOT NULL
     );
     """,
+    # v2 (history): the deployed model's confusion matrix per version, so the report and the dashboard read
+    # it instead of recomputing it; test scores learn the version they were deployed as (backfilled here,
+    # kept up to date by record_deployment); an index for the per-kind score history.
+    """
+    CREATE TABLE evaluations (
+        id INTEGER PRIMARY KEY,
+        evaluated_at TEXT NOT NULL,
+        model_version TEXT NOT NULL,
+        model_sha256 TEXT NOT NULL,
+        data_path TEXT NOT NULL,
+        rows INTEGER NOT NULL,
+        true_negatives INTEGER NOT NULL,
+        false_positives INTEGER NOT NULL,
+        false_negatives INTEGER NOT NULL,
+        true_positives INTEGER NOT NULL,
+        precision REAL NOT NULL,
+        recall REAL NOT NULL,
+        f1 REAL NOT NULL
+    );
+    CREATE INDEX evaluations_by_version ON evaluations (model_version, id);
+    CREATE INDEX scores_by_kind ON scores (kind, id);
+    UPDATE scores SET model_version = (
+        SELECT d.version FROM deployments d
+        WHERE d.action = 'deploy' AND d.model_sha256 = scores.model_sha256 ORDER BY d.id LIMIT 1
+    ) WHERE kind = 'test' AND model_version IS NULL AND model_sha256 IS NOT NULL;
+    """,
 )
+HISTORY_KINDS = ("scores", "drift_checks", "deployments")
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -182,6 +210,18 @@ class RecordsStore:
     def transaction(self) -> _Transaction:
         """``with store.transaction() as conn:`` runs statements in one IMMEDIATE transaction."""
         return _Transaction(self._conn)
+
+    @contextlib.contextmanager
+    def read_snapshot(self) -> Iterator[None]:
+        """Reads inside see one committed state (one read transaction; nests; WAL keeps writers unblocked)."""
+        if self._conn.in_transaction:
+            yield
+            return
+        self._conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self._conn.execute("COMMIT")
 
     def _insert(self, table: str, row: dict[str, Any]) -> int:
         with self.transaction() as conn:
@@ -322,10 +362,7 @@ class RecordsStore:
 
     def drift_checks(self, limit: int = 100) -> list[dict[str, Any]]:
         rows = self._rows("SELECT * FROM drift_checks ORDER BY id DESC LIMIT ?", (limit,))
-        for row in rows:
-            row["drift"] = bool(row["drift"])
-            row["files"] = json.loads(row["files"])
-        return rows
+        return [_decode_drift_check(row) for row in rows]
 
     # --- deployments ---
 
@@ -337,17 +374,24 @@ class RecordsStore:
         f1: float | None,
         model_sha256: str | None,
     ) -> int:
-        return self._insert(
-            "deployments",
-            {
-                "deployed_at": utc_now(),
-                "action": action,
-                "version": version,
-                "previous_version": previous_version,
-                "f1": f1,
-                "model_sha256": model_sha256,
-            },
-        )
+        """Record a deploy or rollback; a deploy also names the version on its model's test scores."""
+        row = {
+            "deployed_at": utc_now(),
+            "action": action,
+            "version": version,
+            "previous_version": previous_version,
+            "f1": f1,
+            "model_sha256": model_sha256,
+        }
+        with self.transaction() as conn:
+            row_id = _insert(conn, "deployments", row)
+            if action == "deploy" and model_sha256:
+                conn.execute(
+                    "UPDATE scores SET model_version = ? WHERE kind = 'test' AND model_sha256 = ? "
+                    "AND model_version IS NULL",
+                    (version, model_sha256),
+                )
+            return row_id
 
     def deployed_versions(self) -> set[str]:
         """Every version ever switched to by a deploy or rollback."""
@@ -390,6 +434,45 @@ class RecordsStore:
         row = self._conn.execute("SELECT snapshot FROM diagnostics_runs ORDER BY id DESC LIMIT 1").fetchone()
         return json.loads(row[0]) if row else None
 
+    def diagnostics_history(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The most recent ``limit`` diagnostics snapshots, oldest first (for trends)."""
+        rows = self._conn.execute("SELECT snapshot FROM diagnostics_runs ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        return [json.loads(row[0]) for row in reversed(rows)]
+
+    # --- evaluations (schema v2) ---
+
+    def record_evaluation(self, evaluation: dict[str, Any]) -> int:
+        """Record a model's confusion matrix and precision/recall/F1 on the test data."""
+        return self._insert("evaluations", {"evaluated_at": utc_now(), **evaluation})
+
+    def latest_evaluation(self, model_version: str | None = None) -> dict[str, Any] | None:
+        """The newest evaluation (of ``model_version`` when given), or None."""
+        if self.schema_version < 2:
+            return None  # a read-only reader of a store the cron run has not migrated yet
+        where, params = ("WHERE model_version = ?", (model_version,)) if model_version else ("", ())
+        rows = self._rows(f"SELECT * FROM evaluations {where} ORDER BY id DESC LIMIT 1", params)
+        return rows[0] if rows else None
+
+    # --- history views ---
+
+    def history_page(self, kind: str, limit: int, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """One page of the ``kind`` history (one of HISTORY_KINDS), newest first, and the total row count."""
+        if kind not in HISTORY_KINDS:
+            raise ValueError(f"unknown history kind {kind!r}; use one of {', '.join(HISTORY_KINDS)}")
+        with self.read_snapshot():
+            rows = self._rows(f"SELECT * FROM {kind} ORDER BY id DESC LIMIT ? OFFSET ?", (limit, offset))
+            total = self._conn.execute(f"SELECT COUNT(*) FROM {kind}").fetchone()[0]
+        if kind == "drift_checks":
+            rows = [_decode_drift_check(row) for row in rows]
+        return rows, total
+
+    def latest_ingestion_per_file(self) -> list[dict[str, Any]]:
+        """The newest ingestion record of each file name, by name: what the input folder last gave."""
+        return self._rows(
+            "SELECT * FROM ingestions WHERE id IN (SELECT MAX(id) FROM ingestions GROUP BY file_name) "
+            "ORDER BY file_name"
+        )
+
 
 class _Transaction:
     """BEGIN IMMEDIATE on enter; COMMIT on success, ROLLBACK on any exception."""
@@ -412,6 +495,11 @@ def _insert(conn: sqlite3.Connection, table: str, row: dict[str, Any]) -> int:
         tuple(row[c] for c in columns),
     )
     return int(cursor.lastrowid)
+
+
+def _decode_drift_check(row: dict[str, Any]) -> dict[str, Any]:
+    """A drift_checks row with ``drift`` as a bool and ``files`` as a list."""
+    return {**row, "drift": bool(row["drift"]), "files": json.loads(row["files"])}
 
 
 def _split_sql(script: str) -> Iterator[str]:

@@ -1,31 +1,74 @@
-"""Step 6, reporting: the confusion matrix of the deployed model on the test data.
+"""Step 6, reporting: the deployed model's confusion matrix and a PDF report of its history.
 
-Saved as ``confusionmatrix.png`` in ``output_model_path`` (matplotlib, headless Agg backend).
+Writes ``confusionmatrix.png`` (the course's plot: the deployed model on the test data) and ``report.pdf``
+to ``output_model_path``. The confusion matrix, precision, recall and F1 of the deployed version are
+recorded in the records store (so the dashboard shows them without recomputing); the rest of the report
+is drawn from the store's history and the latest diagnostics snapshot (see history.py), with the plots
+shared with the dashboard (plots.py). matplotlib only, headless.
 """
 
 from __future__ import annotations
 
 import logging
+import textwrap
 from pathlib import Path
+from typing import Any, Callable, Sequence
 
 import matplotlib
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_pdf import PdfPages
+from matplotlib.figure import Figure, SubFigure
+from matplotlib.layout_engine import ConstrainedLayoutEngine
+from sklearn.metrics import confusion_matrix
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
-import numpy as np  # noqa: E402
-from sklearn.metrics import confusion_matrix  # noqa: E402
-
-from deployment import DeployedModel, load_deployed_model  # noqa: E402
-from diagnostics import model_predictions  # noqa: E402
-from ingestion import TARGET  # noqa: E402
-from plumbing import atomic_write, make_parser, run_script  # noqa: E402
-from scoring import read_test_data  # noqa: E402
-from settings import Settings  # noqa: E402
+from deployment import DeployedModel, load_deployed_model
+from diagnostics import model_predictions
+from history import (
+    API_RETURNS_NAME,
+    Overview,
+    build_overview,
+    data_drift_facts,
+    data_drift_rows,
+    format_number,
+    format_time,
+    summary_rows,
+)
+from ingestion import TARGET
+from plots import (
+    CLASS_LABELS,  # noqa: F401  (re-exported: the labels of the confusion matrix)
+    confusion_matrix_of,
+    confusion_matrix_title,
+    draw_confusion_matrix,
+    draw_f1_trend,
+    draw_missing_trend,
+    draw_summary_trend,
+    draw_timings,
+    figure_bytes,
+)
+from plumbing import atomic_write, atomic_write_bytes, make_parser, run_script
+from records import RecordsStore, with_store
+from scoring import read_test_data
+from settings import Settings
 
 log = logging.getLogger("reporting")
+logging.getLogger("fontTools").setLevel(logging.WARNING)  # its font subsetting logs every table at INFO
 
 CONFUSION_MATRIX_NAME = "confusionmatrix.png"
-CLASS_LABELS = ("stayed (0)", "exited (1)")
+REPORT_NAME = "report.pdf"
+PAGE_SIZE = (8.27, 11.69)  # A4 portrait, inches
+TABLE_FONT_SIZE = 8
+CHARS_PER_PAGE_WIDTH = 105  # characters of TABLE_FONT_SIZE text that fit across a full-width table
+MAX_TABLE_ROWS = 24
+CELL_PADDING = 0.03  # fraction of the cell width
+
+DRIFT_COLUMN_WEIGHTS = {"feature": 20, "status": 17, "detail": 34, "ref. mean": 13, "batch mean": 12, "rows": 9}
+API_LINES_PER_PAGE = 80
+API_LINE_WIDTH = 110
+MAX_API_PAGES = 5
+
+
+# --- the confusion matrix ---
 
 
 def confusion_on_test_data(settings: Settings, deployed: DeployedModel) -> np.ndarray:
@@ -35,41 +78,254 @@ def confusion_on_test_data(settings: Settings, deployed: DeployedModel) -> np.nd
     return confusion_matrix(test[TARGET], predicted, labels=[0, 1])
 
 
-def draw_confusion_matrix(matrix: np.ndarray, title: str) -> plt.Figure:
-    """A labelled heatmap of a 2x2 confusion matrix with the count in each cell."""
-    figure, axes = plt.subplots(figsize=(6, 5), layout="constrained")
-    image = axes.imshow(matrix, cmap="Blues")
-    figure.colorbar(image, ax=axes, label="clients")
-    axes.set_xticks([0, 1], labels=CLASS_LABELS)
-    axes.set_yticks([0, 1], labels=CLASS_LABELS)
-    axes.set_xlabel("predicted")
-    axes.set_ylabel("actual")
-    axes.set_title(title)
-    threshold = matrix.max() / 2 if matrix.max() else 0.5
-    for (row, column), count in np.ndenumerate(matrix):
-        colour = "white" if count > threshold else "black"
-        axes.text(column, row, str(count), ha="center", va="center", color=colour, fontsize=14)
-    return figure
+def _ratio(numerator: int, denominator: int) -> float:
+    return numerator / denominator if denominator else 0.0
+
+
+def evaluation_of(matrix: np.ndarray, deployed: DeployedModel, data_path: Path) -> dict[str, Any]:
+    """The store's evaluation row for a confusion matrix: counts, precision, recall and F1 (0 when undefined)."""
+    (tn, fp), (fn, tp) = matrix.tolist()
+    precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
+    return {
+        "model_version": deployed.version,
+        "model_sha256": deployed.sha256,
+        "data_path": str(data_path),
+        "rows": int(matrix.sum()),
+        "true_negatives": tn,
+        "false_positives": fp,
+        "false_negatives": fn,
+        "true_positives": tp,
+        "precision": precision,
+        "recall": recall,
+        "f1": _ratio(2 * precision * recall, precision + recall),
+    }
+
+
+def _save_confusion_matrix(settings: Settings, deployed: DeployedModel, matrix: np.ndarray) -> Path:
+    figure = draw_confusion_matrix(matrix, confusion_matrix_title(deployed.version))
+    path = settings.output_model_path / CONFUSION_MATRIX_NAME
+    atomic_write_bytes(path, figure_bytes(figure, "png", dpi=120))
+    log.info("saved %s (model %s: TN %d, FP %d, FN %d, TP %d)", path, deployed.version, *matrix.ravel())
+    return path
 
 
 def plot_confusion_matrix(settings: Settings) -> Path:
     """Draw the deployed model's confusion matrix on the test data and save ``confusionmatrix.png``."""
     deployed = load_deployed_model(settings)
-    matrix = confusion_on_test_data(settings, deployed)
-    figure = draw_confusion_matrix(matrix, f"Confusion matrix on the test data\nmodel {deployed.version}")
-    path = settings.output_model_path / CONFUSION_MATRIX_NAME
-    try:
-        atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=120))
-    finally:
-        plt.close(figure)
-    log.info("saved %s (model %s: TN %d, FP %d, FN %d, TP %d)", path, deployed.version, *matrix.ravel())
+    return _save_confusion_matrix(settings, deployed, confusion_on_test_data(settings, deployed))
+
+
+# --- PDF building blocks ---
+
+
+def _page(title: str, overview: Overview, height_ratios: Sequence[float]) -> tuple[Figure, list[SubFigure]]:
+    """An A4 page with a title, a footer, and one subfigure per block (heights in the given ratios)."""
+    figure = Figure(figsize=PAGE_SIZE, layout=ConstrainedLayoutEngine(h_pad=0.1, w_pad=0.15))
+    figure.suptitle(title, fontsize=15, fontweight="bold", x=0.03, ha="left")
+    figure.supxlabel(f"Dynamic Risk Assessment System, report of {format_time(overview.generated_at)}",
+                     fontsize=7, color="0.4", x=0.97, ha="right")
+    blocks = figure.subfigures(len(height_ratios), 1, height_ratios=height_ratios, squeeze=False)
+    return figure, list(blocks.ravel())
+
+
+def _clip(text: Any, width: int) -> str:
+    """A one-line cell: None as a dash, long text cut with an ellipsis."""
+    text = "-" if text is None else " ".join(str(text).split())
+    return text if len(text) <= width else text[: max(1, width - 1)] + "…"
+
+
+def _table(axes: Axes, title: str, header: Sequence[str], rows: Sequence[Sequence[Any]],
+           widths: Sequence[float], empty: str = "nothing recorded yet") -> None:
+    """A plain table at the top of ``axes`` (widths are fractions of the axes); cells never wrap or overlap."""
+    axes.axis("off")
+    axes.set_title(title, loc="left", fontsize=11, fontweight="bold")
+    if not rows:
+        axes.text(0, 0.95, empty, va="top", fontsize=9, color="0.4", transform=axes.transAxes)
+        return
+    shown = list(rows[:MAX_TABLE_ROWS])
+    cells = [[_clip(value, int(width * CHARS_PER_PAGE_WIDTH)) for value, width in zip(row, widths)] for row in shown]
+    if len(rows) > len(shown):
+        cells.append([f"... and {len(rows) - len(shown)} more", *[""] * (len(header) - 1)])
+    labels = [_clip(label, int(width * CHARS_PER_PAGE_WIDTH)) for label, width in zip(header, widths)]
+    table = axes.table(cellText=cells, colLabels=labels, colWidths=list(widths), loc="upper left",
+                       cellLoc="left")
+    table.auto_set_font_size(False)
+    table.set_fontsize(TABLE_FONT_SIZE)
+    table.scale(1, 1.35)
+    for (row, _), cell in table.get_celld().items():
+        cell.PAD = CELL_PADDING
+        cell.set_edgecolor("0.8")
+        if row == 0:
+            cell.set_facecolor("#e8eef7")
+            cell.get_text().set_fontweight("bold")
+
+
+# --- the pages ---
+
+
+def _facts(overview: Overview) -> list[tuple[str, str]]:
+    record, evaluation = overview.deployment or {}, overview.evaluation or {}
+    latest_check = overview.drift_checks[-1] if overview.drift_checks else None
+    facts = [
+        ("deployed version", overview.version or "none"),
+        ("made current at", format_time(overview.deployed_at)),
+        ("trained at", format_time(overview.trained_at)),
+        ("trained with", f"scikit-learn {record.get('sklearn_version') or '?'}"),
+        ("trained on files", ", ".join(record.get("ingested_files") or []) or "-"),
+        ("test F1 at deployment", format_number(record.get("f1"))),
+        ("precision / recall / F1", " / ".join(format_number(evaluation.get(k)) for k in ("precision", "recall", "f1"))
+         if evaluation else "not evaluated yet"),
+        ("test rows", str(evaluation.get("rows", "-"))),
+        ("latest drift decision", f"{format_time(latest_check['checked_at'])}: {latest_check['reason']}"
+         if latest_check else "no drift check yet"),
+    ]
+    if overview.data_drift:
+        facts.append(("data drift (latest)", f"{overview.data_drift.get('verdict')} at "
+                                             f"{format_time(overview.data_drift.get('timestamp'))}"))
+    if overview.diagnostics:
+        facts.append(("latest diagnostics", f"{format_time(overview.diagnostics.get('timestamp'))}, "
+                                            f"{overview.diagnostics.get('data_rows')} ingested rows"))
+    return facts
+
+
+def _summary_page(overview: Overview) -> Figure:
+    figure, (facts, plot) = _page(f"Model report: deployed version {overview.version}", overview, [0.7, 1])
+    rows = [(name, value) for name, value in _facts(overview)]
+    _table(facts.add_subplot(), "Deployed model", ["item", "value"], rows, [0.25, 0.75])
+    if overview.evaluation:
+        matrix = confusion_matrix_of(overview.evaluation)
+        draw_confusion_matrix(matrix, confusion_matrix_title(overview.version), fig=plot)
+    else:
+        _table(plot.add_subplot(), "Confusion matrix", [], [], [], empty="not evaluated yet")
+    return figure
+
+
+def _trend_page(overview: Overview) -> Figure:
+    figure, (plot, tables) = _page("F1 across versions and drift checks", overview, [1.5, 1])
+    draw_f1_trend(overview.deploys, overview.drift_checks, overview.version, fig=plot)
+    checks, deployments = tables.subplots(2, 1)
+    _table(checks, "Recent drift decisions (newest first)",
+           ["checked at", "model", "test", "new F1", "threshold", "decision"],
+           [(format_time(c["checked_at"]), c["deployed_version"], c["test"], format_number(c["new_score"]),
+             format_number(c["threshold"]), "drift" if c["drift"] else "no drift")
+            for c in overview.recent_drift_checks],
+           [0.25, 0.12, 0.16, 0.13, 0.13, 0.21], empty="no drift check yet")
+    _table(deployments, "Recent deployments (newest first)",
+           ["at", "action", "version", "previous", "test F1"],
+           [(format_time(d["deployed_at"]), d["action"], d["version"], d["previous_version"], format_number(d["f1"]))
+            for d in overview.recent_deployments],
+           [0.28, 0.16, 0.16, 0.2, 0.2])
+    return figure
+
+
+def _data_page(overview: Overview) -> Figure:
+    snapshot = overview.diagnostics or {}
+    figure, (table, plot) = _page("Ingested data: summary statistics and missing values", overview, [0.6, 2.3])
+    rows = [(row["column"], *(format_number(row[k], 3) for k in ("mean", "median", "std")),
+             format_number(row["missing"], 2)) for row in summary_rows(snapshot)]
+    _table(table.add_subplot(),
+           f"Latest diagnostics run ({format_time(snapshot.get('timestamp'))}, {snapshot.get('data_rows', '-')} rows)",
+           ["column", "mean", "median", "std", "% missing"], rows, [0.3, 0.175, 0.175, 0.175, 0.175],
+           empty="no diagnostics run yet")
+    draw_summary_trend(overview.diagnostics_history, fig=plot)
+    return figure
+
+
+def _timings_page(overview: Overview) -> Figure:
+    figure, (missing, timings) = _page("Missing values and timings over time", overview, [1, 1])
+    draw_missing_trend(overview.diagnostics_history, fig=missing)
+    draw_timings(overview.diagnostics_history, fig=timings)
+    return figure
+
+
+def _files_page(overview: Overview) -> Figure:
+    snapshot = overview.diagnostics or {}
+    figure, (files, dependencies) = _page("Ingested files and dependencies", overview, [1.3, 1])
+    _table(files.add_subplot(), "Ingested files (latest record of each file)",
+           ["file", "status", "read", "kept", "duplicates", "recorded at", "reason"],
+           [(f["file_name"], f["status"], f["rows_read"], f["rows_kept"], f["duplicates_dropped"],
+             format_time(f["ingested_at"]), f["reason"]) for f in overview.ingested_files],
+           [0.2, 0.1, 0.07, 0.07, 0.1, 0.21, 0.25])
+    _table(dependencies.add_subplot(), f"Dependencies (checked {format_time(snapshot.get('timestamp'))})",
+           ["package", "installed", "latest", "status"],
+           [(d["package"], d["installed"], d["latest"], d["status"]) for d in snapshot.get("dependencies") or []],
+           [0.34, 0.22, 0.22, 0.22], empty="no dependency check yet")
+    return figure
+
+
+def _data_drift_page(overview: Overview, result: dict[str, Any]) -> Figure:
+    figure, (facts, features) = _page("Data drift per feature (latest check)", overview, [1, 1])
+    _table(facts.add_subplot(), "Dataset", ["item", "value"], data_drift_facts(result), [0.22, 0.78])
+    header, rows = data_drift_rows(result)
+    weights = [DRIFT_COLUMN_WEIGHTS.get(column, 12) for column in header]
+    widths = [weight / sum(weights) for weight in weights]
+    _table(features.add_subplot(), "Features", header, rows, widths, empty="no per-feature results")
+    return figure
+
+
+def _api_pages(overview: Overview, text: str) -> list[Figure]:
+    lines = [piece for line in text.splitlines() for piece in (textwrap.wrap(line, API_LINE_WIDTH) or [""])]
+    chunks = [lines[i:i + API_LINES_PER_PAGE] for i in range(0, len(lines), API_LINES_PER_PAGE)][:MAX_API_PAGES]
+    pages = []
+    for number, chunk in enumerate(chunks, start=1):
+        figure, (block,) = _page(f"Latest API returns ({API_RETURNS_NAME}, page {number} of {len(chunks)})",
+                                 overview, [1])
+        axes = block.add_subplot()
+        axes.axis("off")
+        axes.text(0, 1, "\n".join(chunk), family="monospace", fontsize=7, va="top", transform=axes.transAxes)
+        pages.append(figure)
+    if len(lines) > API_LINES_PER_PAGE * MAX_API_PAGES:
+        pages[-1].text(0.03, 0.03, f"... cut after {MAX_API_PAGES} pages; see {API_RETURNS_NAME}", fontsize=8)
+    return pages
+
+
+def report_pages(overview: Overview) -> list[Callable[[], Figure | list[Figure]]]:
+    """The page builders of the report, in order (the optional pages only when there is something to show)."""
+    pages: list[Callable[[], Figure | list[Figure]]] = [
+        lambda: _summary_page(overview),
+        lambda: _trend_page(overview),
+        lambda: _data_page(overview),
+        lambda: _timings_page(overview),
+        lambda: _files_page(overview),
+    ]
+    if overview.data_drift:
+        pages.append(lambda: _data_drift_page(overview, overview.data_drift))
+    if overview.api_returns:
+        pages.append(lambda: _api_pages(overview, overview.api_returns))
+    return pages
+
+
+def write_report_pdf(settings: Settings, overview: Overview) -> Path:
+    """Write ``report.pdf`` to ``output_model_path`` (atomically) and return its path."""
+    path = settings.output_model_path / REPORT_NAME
+
+    def write(tmp: Path) -> None:
+        metadata = {"Title": f"Model report, version {overview.version}", "Subject": "Dynamic Risk Assessment"}
+        with matplotlib.rc_context({"pdf.fonttype": 42}), PdfPages(tmp, metadata=metadata) as pdf:
+            for build in report_pages(overview):
+                built = build()
+                for figure in built if isinstance(built, list) else [built]:
+                    pdf.savefig(figure)
+
+    atomic_write(path, write)
+    log.info("saved %s (model %s)", path, overview.version)
     return path
 
 
+def write_reports(settings: Settings, store: RecordsStore) -> tuple[Path, Path]:
+    """Evaluate the deployed model (recorded in the store), write ``confusionmatrix.png`` and ``report.pdf``."""
+    deployed = load_deployed_model(settings)
+    matrix = confusion_on_test_data(settings, deployed)
+    store.record_evaluation(evaluation_of(matrix, deployed, settings.test_data_file))
+    png = _save_confusion_matrix(settings, deployed, matrix)
+    pdf = write_report_pdf(settings, build_overview(settings, store))
+    return png, pdf
+
+
 def main() -> None:
-    parser = make_parser("Plot the deployed model's confusion matrix on the test data.")
+    parser = make_parser("Write the deployed model's confusion matrix (PNG) and the PDF report of its history.")
     args = parser.parse_args()
-    raise SystemExit(run_script(args, lambda settings: plot_confusion_matrix(settings) and 0))
+    raise SystemExit(run_script(args, with_store(write_reports)))
 
 
 if __name__ == "__main__":

@@ -137,6 +137,33 @@ def deployed_project(deployed_template: Project, tmp_path: Path) -> Project:
     return deployed_template.copy_to(tmp_path / "project")
 
 
+def flipped_rows(path: Path, id_prefix: str) -> list[str]:
+    """The data rows of a CSV with every ``exited`` label flipped and new ids: a batch the model gets wrong."""
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines()[1:]):
+        _, *features, label = line.split(",")
+        rows.append(",".join([f"{id_prefix}{number}", *features, str(1 - int(label))]))
+    return rows
+
+
+@pytest.fixture(scope="session")
+def history_project(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """A project with some history (built once; copy it before changing anything).
+
+    Practice run deploys v0001; ``sourcedata`` is checked (the raw rule keeps v0001); a batch with flipped
+    labels drifts, so v0002 is trained and deployed (with diagnostics and the reports).
+    """
+    project = make_project(tmp_path_factory.mktemp("history") / "project")
+    project.run("fullprocess.py", config=project.practice_config)
+    project.run("fullprocess.py")
+    project.write_data("sourcedata", "dataset5.csv", flipped_rows(project.root / "sourcedata" / "dataset3.csv", "flip"))
+    project.run("fullprocess.py")
+    with project.store() as store:
+        versions = [row["version"] for row in store.deployments()]
+    assert versions == ["v0002", "v0001"], f"the flipped batch should have redeployed; deployments: {versions}"
+    return project
+
+
 @contextlib.contextmanager
 def serve(project: Project, server: str = "gunicorn", env: dict[str, str] | None = None,
           workers: int = 2) -> Iterator[str]:

@@ -22,7 +22,8 @@ from diagnostics import (
     requirement_names,
     run_diagnostics,
 )
-from ingestion import DataFileError
+from deployment import load_deployed_model
+from ingestion import FEATURES, DataFileError
 from modelfiles import installed_version
 
 
@@ -32,6 +33,8 @@ def test_model_predictions_give_one_class_per_row(deployed_project: Project) -> 
     test = pd.read_csv(settings.test_data_file)
     predictions = model_predictions(test, settings)
     assert len(predictions) == len(test) == 5 and set(predictions) <= {0, 1}
+    model = load_deployed_model(settings).model
+    assert predictions == model.predict(test[list(FEATURES)]).tolist()
     with pytest.raises(DataFileError, match="is missing column"):
         model_predictions(test.drop(columns=["number_of_employees"]), settings)
 

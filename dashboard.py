@@ -1,0 +1,178 @@
+"""The dashboard blueprint: ``GET /dashboard`` (one HTML page) and ``GET /history`` (JSON, paged).
+
+``/dashboard`` shows the current version, the F1 trend, the confusion matrix, the data summary, recent drift
+decisions and deployments, the diagnostics and data drift, rendered server-side with Jinja; the plots (the
+same functions as the PDF report, plots.py) are inline SVG images, so the page needs no other request and no
+internet. ``/history`` returns the score, drift-decision and deployment history, newest first, paged with
+``limit`` and ``offset``. Both read the records store read-only: a GET never writes and never recomputes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import re
+import sqlite3
+from typing import Any, Iterator
+
+from flask import Blueprint, abort, current_app, jsonify, render_template, request
+
+from history import (
+    API_RETURNS_NAME,
+    Overview,
+    build_overview,
+    data_drift_facts,
+    data_drift_rows,
+    format_number,
+    format_time,
+    summary_rows,
+)
+from records import HISTORY_KINDS, RecordsStore
+from settings import Settings
+
+log = logging.getLogger("dashboard")
+
+blueprint = Blueprint("dashboard", __name__, template_folder="templates")
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 200
+MAX_OFFSET = 10**9
+HISTORY_PARAMETERS = ("kind", "limit", "offset")
+WHOLE_NUMBER = re.compile(r"[0-9]{1,10}")
+PLOT_CACHE_KEY = "dashboard_plots"
+
+
+# --- reading the store ---
+
+
+@contextlib.contextmanager
+def reading_store(settings: Settings) -> Iterator[RecordsStore | None]:
+    """The records store opened read-only (None when it does not exist yet); a database error answers 503."""
+    try:
+        store = RecordsStore(settings.records_db_path, readonly=True)
+    except FileNotFoundError:
+        yield None
+        return
+    except sqlite3.Error as err:
+        abort(503, description=f"the records store {settings.records_db_path} cannot be read: {err}")
+    try:
+        yield store
+    except sqlite3.Error as err:
+        log.exception("reading %s failed", settings.records_db_path)
+        abort(503, description=f"the records store {settings.records_db_path} cannot be read: {err}")
+    finally:
+        store.close()
+
+
+def _settings() -> Settings:
+    return current_app.config["SETTINGS"]
+
+
+# --- /history ---
+
+
+def _one(name: str) -> str | None:
+    """A query parameter given at most once (400 when repeated), or None."""
+    values = request.args.getlist(name)
+    if len(values) > 1:
+        abort(400, description=f"query parameter {name!r} is given {len(values)} times; give it once")
+    return values[0] if values else None
+
+
+def _whole_number(name: str, default: int, minimum: int, maximum: int) -> int:
+    """A query parameter as an int in [minimum, maximum]; 400 naming the parameter and the range otherwise."""
+    raw = _one(name)
+    if raw is None:
+        return default
+    if not WHOLE_NUMBER.fullmatch(raw) or not minimum <= int(raw) <= maximum:
+        abort(400, description=f"query parameter {name!r} must be a whole number from {minimum} to {maximum} "
+                               f"(got {raw!r})")
+    return int(raw)
+
+
+def history_paging() -> tuple[list[str], int, int]:
+    """The kinds, limit and offset asked for by ``/history``'s query string, validated (400 otherwise)."""
+    unknown = sorted(set(request.args) - set(HISTORY_PARAMETERS))
+    if unknown:
+        abort(400, description=f"unknown query parameter {unknown[0]!r}; "
+                               f"/history takes {', '.join(HISTORY_PARAMETERS)}")
+    kind = _one("kind")
+    if kind is not None and kind not in HISTORY_KINDS:
+        abort(400, description=f"query parameter 'kind' must be one of {', '.join(HISTORY_KINDS)} (got {kind!r})")
+    limit = _whole_number("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    offset = _whole_number("offset", 0, 0, MAX_OFFSET)
+    return ([kind] if kind else list(HISTORY_KINDS)), limit, offset
+
+
+def history_section(store: RecordsStore | None, kind: str, limit: int, offset: int) -> dict[str, Any]:
+    """One kind's page: its items (newest first), the total, and the offset of the next page (None at the end)."""
+    items, total = store.history_page(kind, limit, offset) if store else ([], 0)
+    return {"items": items, "total": total, "next_offset": offset + limit if offset + limit < total else None}
+
+
+@blueprint.get("/history")
+def history():
+    kinds, limit, offset = history_paging()
+    with reading_store(_settings()) as store, (store.read_snapshot() if store else contextlib.nullcontext()):
+        sections = {kind: history_section(store, kind, limit, offset) for kind in kinds}
+    return jsonify({"limit": limit, "offset": offset, "order": "newest first", **sections})
+
+
+# --- /dashboard ---
+
+
+def _plot_inputs(overview: Overview) -> str:
+    """What the plots are drawn from, as text: the same text means the same pictures."""
+    inputs = [overview.version, overview.evaluation, overview.deploys, overview.drift_checks,
+              overview.diagnostics_history]
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def draw_plots(overview: Overview) -> dict[str, str | None]:
+    """Every dashboard plot as an SVG data URI (None when there is nothing to draw), from plots.py."""
+    import plots  # matplotlib: only once the dashboard is asked for
+
+    matrix = None
+    if overview.evaluation:
+        matrix = plots.draw_confusion_matrix(plots.confusion_matrix_of(overview.evaluation),
+                                             plots.confusion_matrix_title(overview.version))
+    figures = {
+        "f1_trend": plots.draw_f1_trend(overview.deploys, overview.drift_checks, overview.version),
+        "confusion_matrix": matrix,
+        "summary_trend": plots.draw_summary_trend(overview.diagnostics_history),
+        "missing_trend": plots.draw_missing_trend(overview.diagnostics_history),
+        "timings": plots.draw_timings(overview.diagnostics_history),
+    }
+    return {name: plots.figure_data_uri(figure) if figure is not None else None for name, figure in figures.items()}
+
+
+def cached_plots(overview: Overview) -> dict[str, str | None]:
+    """The plots for this overview, redrawn only when what they show has changed (one entry per app)."""
+    key = _plot_inputs(overview)
+    cached = current_app.extensions.get(PLOT_CACHE_KEY)
+    if cached is None or cached[0] != key:
+        cached = (key, draw_plots(overview))
+        current_app.extensions[PLOT_CACHE_KEY] = cached
+    return cached[1]
+
+
+@blueprint.get("/dashboard")
+def dashboard():
+    settings = _settings()
+    with reading_store(settings) as store:
+        overview = build_overview(settings, store)
+    data_drift = overview.data_drift
+    html = render_template(
+        "dashboard.html",
+        overview=overview,
+        plots=cached_plots(overview),
+        summary=summary_rows(overview.diagnostics),
+        data_drift_facts=data_drift_facts(data_drift) if data_drift else [],
+        data_drift_table=data_drift_rows(data_drift) if data_drift else ([], []),
+        api_returns_name=API_RETURNS_NAME,
+        when=format_time,
+        num=format_number,
+    )
+    return html, 200, {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"}
