@@ -42,7 +42,7 @@ from dashboard import blueprint as dashboard_blueprint
 from deployment import DeployedModel, current_version, load_deployed_model, read_record
 from diagnostics import predict_frame
 from ingestion import FEATURES, ID_COLUMN, DataFileError, check_schema
-from plumbing import make_parser, run_script
+from plumbing import make_parser, parse_utc, run_script
 from records import RecordsStore
 from settings import Settings, load_config
 
@@ -55,7 +55,6 @@ RETRY_FAILED_LOAD_SECONDS = 10.0
 DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
 DRAIN_CHUNK_BYTES = 1 << 16
 SCORE_LOOKBACK = 200
-TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 api = Blueprint("api", __name__)
 
@@ -377,7 +376,7 @@ def scored_at(settings: Settings, model_sha256: str) -> str | None:
 def model_age_seconds(record: dict[str, Any]) -> float | None:
     """Seconds since a version's ``deployed_at``, or None when the record has no readable time."""
     try:
-        deployed = datetime.strptime(record["deployed_at"], TIMESTAMP_FORMAT).replace(tzinfo=timezone.utc)
+        deployed = parse_utc(record["deployed_at"])
     except (KeyError, TypeError, ValueError):
         return None
     return round((datetime.now(timezone.utc) - deployed).total_seconds(), 3)

@@ -13,11 +13,13 @@ import fcntl
 import logging
 import os
 import sys
-from datetime import datetime, timezone
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from settings import Settings
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -36,11 +38,13 @@ class UserFacingError(RuntimeError):
 
 def utc_now() -> str:
     """Now, as an ISO 8601 UTC timestamp with seconds precision (``2026-11-23T01:02:03Z``)."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def parse_utc(timestamp: str) -> datetime:
     """The datetime of a timestamp written by :func:`utc_now` (any ISO 8601 form is accepted)."""
+    from datetime import datetime, timezone  # the cron tick never parses times
+
     parsed = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
