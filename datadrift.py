@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 from scipy import stats
 
-if TYPE_CHECKING:
-    from settings import Settings
+from settings import Settings
 
 REFERENCE_FORMAT = 1
 DRIFT = "drift"
@@ -40,19 +39,20 @@ KS, PSI = "ks", "psi"
 PSI_EPSILON = 1e-4  # share used for an empty bin, so PSI stays finite (the usual convention, Evidently's too)
 PSI_ROWS_PER_BIN = 10  # PSI needs about this many batch rows per bin before sampling noise stays below 0.1
 FLOAT_TOLERANCE = 1e-12
+DEFAULTS = Settings._field_defaults  # one place for the defaults: the config loader's
 
 
 @dataclass(frozen=True)
 class DriftConfig:
     """Thresholds of the data drift check (config keys ``data_drift_*``; see docs/data-drift.md)."""
 
-    ks_alpha: float = 0.05
-    psi_watch: float = 0.1
-    psi_drift: float = 0.2
-    psi_bins: int = 10
-    ks_max_reference_rows: int = 1000
-    min_rows: int = 20
-    feature_share: float = 0.5
+    ks_alpha: float = DEFAULTS["data_drift_ks_alpha"]
+    psi_watch: float = DEFAULTS["data_drift_psi_watch"]
+    psi_drift: float = DEFAULTS["data_drift_psi_drift"]
+    psi_bins: int = DEFAULTS["data_drift_psi_bins"]
+    ks_max_reference_rows: int = DEFAULTS["data_drift_ks_max_reference_rows"]
+    min_rows: int = DEFAULTS["data_drift_min_rows"]
+    feature_share: float = DEFAULTS["data_drift_feature_share"]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DriftConfig:
