@@ -7,6 +7,7 @@ size and modification time match a recorded ingestion, so unchanged files are no
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Iterable, NamedTuple
@@ -63,10 +64,24 @@ def scan_folder(folder: Path, store: RecordsStore | None = None) -> list[DataFil
         location = str(Path(entry.path).resolve()) if entry.is_symlink() else str(base / entry.name)
         seen.append((Path(entry.path), stat.st_size, stat.st_mtime_ns, location))
     recorded = store.cached_sha256s([(loc, size, mtime) for _, size, mtime, loc in seen]) if store and seen else {}
-    return [
-        DataFile(path, size, mtime, recorded.get((loc, size, mtime)) or sha256_file(path), loc)
-        for path, size, mtime, loc in seen
-    ]
+    files = []
+    for path, size, mtime, location in seen:
+        sha = recorded.get((location, size, mtime)) or _readable_sha256(path)
+        if sha is not None:
+            files.append(DataFile(path, size, mtime, sha, location))
+    return files
+
+
+def _readable_sha256(path: Path) -> str | None:
+    """The file's sha256, or None (with a warning) when it cannot be read: it is left for a later run."""
+    try:
+        return sha256_file(path)
+    except OSError as err:
+        logging.getLogger("datafiles").warning(
+            "skipped %s: cannot read it (%s); fix its permissions or remove it, it is retried every run",
+            path, err.strerror or err,
+        )
+        return None
 
 
 def new_files(files: Iterable[DataFile], store: RecordsStore) -> list[DataFile]:

@@ -186,7 +186,7 @@ def _write_staging(settings: Settings, staging: Path, version: str, metadata: di
     sources = _sources(settings)
     for name, source in sources.items():
         shutil.copyfile(source, staging / name)
-    ingested = (staging / INGESTED_FILES_NAME).read_text(encoding="utf-8").split()
+    ingested = (staging / INGESTED_FILES_NAME).read_text(encoding="utf-8").splitlines()
     record = {
         "version": version,
         "deployed_at": utc_now(),
@@ -238,8 +238,9 @@ def ensure_course_links(settings: Settings) -> None:
 def recover(settings: Settings, store: RecordsStore) -> list[str]:
     """Tidy up after an interrupted deployment; returns what was done. Call with the run lock held.
 
-    Staging folders are removed (they were never visible). A complete version newer than ``current`` that was
-    never switched to (the run died between the two renames) is renamed ``abandoned-vNNNN``, not deleted.
+    Staging folders are removed (they were never visible). A current version the store does not know (the run
+    died after the switch) is recorded as deployed. A complete version newer than ``current`` that was never
+    switched to (the run died between the two renames) is renamed ``abandoned-vNNNN``, not deleted.
     """
     import shutil  # not needed by the cron tick
 
@@ -257,6 +258,13 @@ def recover(settings: Settings, store: RecordsStore) -> list[str]:
     current = current_version(settings)
     current_number = _number(current) if current else 0
     known = store.deployed_versions()
+    if current and current not in known:  # the run died after the switch, before telling the store
+        record = read_record(settings, current)
+        earlier = store.deployments(1)
+        store.record_deployment("deploy", current, earlier[0]["version"] if earlier else None,
+                                record.get("f1"), record["model_sha256"])
+        known.add(current)
+        notes.append(f"version {current} was made current by an interrupted run; recorded its deployment now")
     for version in list_versions(settings):
         if _number(version) > current_number and version not in known:
             os.replace(folder / version, folder / f"abandoned-{version}")

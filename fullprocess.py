@@ -123,9 +123,16 @@ def api_answers(url: str, timeout: float = API_PROBE_TIMEOUT_SECONDS) -> bool:
 def _check_model_drift(settings: Settings, store: RecordsStore, batch: Any, names: list[str], report: RunReport) -> bool:
     """Score the deployed model on the new batch, decide with the configured test, record it; True on drift."""
     from deployment import load_deployed_model
+    from ingestion import TARGET
     from scoring import f1_on_frame
 
     deployed = load_deployed_model(settings)
+    if not (batch[TARGET] == 1).any():
+        report.add(
+            f"drift check ({settings.drift_test}) of {deployed.version} skipped: none of the {len(batch)} new rows "
+            f"has {TARGET}=1, so F1 is undefined on them (not drift; the data drift check still runs)"
+        )
+        return False
     new_score = f1_on_frame(deployed.model, batch)
     history = store.score_history(settings.drift_history_size)
     decision = drift_decision(settings.drift_test, new_score, deployed.score, history)
@@ -292,7 +299,8 @@ def run_pipeline(settings: Settings) -> int:
 def main() -> None:
     parser = make_parser("Check for new data and model drift; retrain and redeploy when needed (run by cron).")
     args = parser.parse_args()
-    raise SystemExit(run_script(args, run_pipeline, log_file=lambda settings: settings.log_folder_path / LOG_FILE_NAME))
+    raise SystemExit(run_script(args, run_pipeline, busy_exit=0,
+                                log_file=lambda settings: settings.log_folder_path / LOG_FILE_NAME))
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from settings import Settings
 
+EXIT_BUSY = 75  # EX_TEMPFAIL: another run holds the lock, nothing was done
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 LOG_MAX_BYTES = 1_000_000
 LOG_BACKUPS = 5
@@ -200,10 +201,12 @@ def run_script(
     *,
     take_lock: bool = True,
     log_file: Callable[["Settings"], Path] | None = None,
+    busy_exit: int = EXIT_BUSY,
 ) -> int:
     """Load config, set up logging, hold the run lock and run ``step``; turn known failures into exit codes.
 
-    Exit codes: 0 success (also when another run holds the lock), 1 a step failed, 2 bad config or input.
+    Exit codes: 0 success, 1 a step failed, 2 bad config or input, ``busy_exit`` when another run holds the
+    lock (75, "try again later", for commands run by hand; the cron job passes 0: the next tick will do it).
     """
     from settings import ConfigError, load_config
 
@@ -222,8 +225,8 @@ def run_script(
         with run_lock(settings.lock_path):
             return step(settings) or 0
     except RunInProgress as err:
-        log.warning("%s; nothing done", err)
-        return 0
+        log.warning("%s; nothing done%s", err, "" if busy_exit == 0 else ", try again when it has finished")
+        return busy_exit
     except UserFacingError as err:
         log.error("%s", err)
         return 2

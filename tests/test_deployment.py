@@ -25,7 +25,7 @@ from deployment import (
 )
 from ingestion import merge_multiple_dataframe
 from modelfiles import ModelIntegrityError, read_score
-from plumbing import UserFacingError
+from plumbing import UserFacingError, run_lock
 from scoring import score_model
 from settings import Settings
 from training import train_model
@@ -169,8 +169,16 @@ def test_a_deployment_killed_at_any_point_leaves_production_whole_and_the_next_r
         assert "removed unfinished deployment" in recovered.stderr
         assert current_version(settings) == "v0002"
     else:
+        assert "version v0002 was made current by an interrupted run; recorded its deployment now" in recovered.stderr
         assert current_version(settings) == "v0003"
     assert list_versions(settings)[-1] == current_version(settings)
+    with project.store() as store:
+        recorded = [d["version"] for d in store.deployments()]
+    assert recorded == sorted(set(recorded), reverse=True) and recorded[0] == current_version(settings)
+    if point == "before-record":
+        assert "v0002" in recorded
+        with project.store() as store:  # and so a rollback to it works, not "abandoned"
+            assert rollback(settings, store) == "v0002"
 
 
 @pytest.mark.slow
@@ -187,3 +195,21 @@ def test_random_sigkills_during_deployments_never_expose_a_mixed_version(project
         assert_consistent(settings)
     project.run("deployment.py")
     assert assert_consistent(settings) == list_versions(settings)[-1]
+
+
+@pytest.mark.slow
+def test_a_rollback_while_another_run_holds_the_lock_says_so_and_exits_75(project: Project) -> None:
+    deploy(project, project.practice_config)
+    deploy(project)
+    settings = project.settings()
+    with run_lock(settings.lock_path):
+        result = project.run("deployment.py", "--rollback", check=False)
+    assert result.returncode == 75
+    assert "another run is in progress" in result.stderr and "try again when it has finished" in result.stderr
+    assert current_version(settings) == "v0002"
+
+
+def test_ingested_file_names_with_spaces_are_kept_whole(project: Project) -> None:
+    project.write_data("sourcedata", "new data.csv", ["spaced,1,2,3,1"])
+    deploy(project)
+    assert load_deployed_model(project.settings()).ingested_files == ["dataset3.csv", "dataset4.csv", "new data.csv"]

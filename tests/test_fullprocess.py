@@ -263,3 +263,31 @@ def test_a_bad_new_file_is_rejected_by_name_and_good_ones_still_checked(deployed
     assert "drift check (raw) of v0001 on 40 new rows" in result.stderr
     again = deployed_project.run("fullprocess.py")
     assert "nothing to do" in again.stderr  # the rejected file is not retried until it changes
+
+
+@pytest.mark.slow
+def test_a_batch_without_any_exit_is_not_called_drift(deployed_project: Project) -> None:
+    """F1 is undefined when no row has exited=1: scoring it as 0 would redeploy on perfectly predicted data."""
+    path = labelled_batch(deployed_project, "stayers.csv", agree=True)
+    frame = pd.read_csv(path)
+    frame["exited"] = 0
+    frame.to_csv(path, index=False)
+    only_new_source(deployed_project, path)
+
+    result = deployed_project.run("fullprocess.py")
+    assert "skipped: none of the 40 new rows has exited=1, so F1 is undefined" in result.stderr
+    assert current_version(deployed_project.settings()) == "v0001"
+    with deployed_project.store() as store:
+        assert store.drift_checks() == [] and store.runs()[0]["outcome"] == "no drift"
+
+
+@pytest.mark.slow
+def test_an_unreadable_file_is_skipped_with_a_warning_and_the_rest_still_checked(deployed_project: Project) -> None:
+    only_new_source(deployed_project, labelled_batch(deployed_project, "agreeing.csv", agree=True))
+    (deployed_project.root / "sourcedata" / "unreadable.csv").symlink_to("/proc/self/mem")  # reading fails (EIO)
+
+    result = deployed_project.run("fullprocess.py")
+    assert "skipped" in result.stderr and "unreadable.csv: cannot read it" in result.stderr
+    assert "drift check (raw) of v0001 on 40 new rows" in result.stderr
+    again = deployed_project.run("fullprocess.py")
+    assert "unreadable.csv: cannot read it" in again.stderr  # retried (and warned about) every run until fixed
