@@ -1,7 +1,9 @@
 """Gunicorn settings for the API: ``gunicorn -c /path/to/project/gunicorn.conf.py wsgi:app``.
 
 - Binds to the host and port of the config's ``api_url`` (loopback, 8000 by default); ``--bind`` overrides.
-- Workers: ``$WEB_CONCURRENCY`` if set, else the config's ``api_workers`` (2); ``--workers`` overrides.
+- Workers: ``$WEB_CONCURRENCY`` if set, else the config's ``api_workers`` (2); ``--workers`` overrides. Each
+  worker runs 8 threads (gthread), so a client that stalls mid-request holds one thread, not a whole worker
+  (a buffering reverse proxy in front is still the answer to many slow clients: see README).
 - The config is ``$RISK_CONFIG`` or ``config.json`` beside this file, as for every script.
 - /metrics across workers: each worker counts in its own memory, so the workers share a prometheus-client
   multiprocess folder (``$PROMETHEUS_MULTIPROC_DIR``, or a fresh temporary folder removed on exit) and a
@@ -30,6 +32,8 @@ _host, _port = _settings.api_bind
 chdir = str(CODE_DIR)
 bind = [f"{_host}:{_port}"]
 workers = int(os.environ.get("WEB_CONCURRENCY") or _settings.api_workers)
+worker_class = "gthread"  # threads: a few slow or stalled clients cannot take every worker
+threads = 8
 timeout = 60
 graceful_timeout = 20
 

@@ -217,7 +217,7 @@ def report(figures: dict[str, Any]) -> str:
     setup, health, prediction = figures["setup"], figures["health"], figures["prediction"]
     batch, ratios = figures["batch"], figures["ratios"]
     lines = [
-        f"gunicorn, {setup['gunicorn_workers']} sync workers; {setup['clients']} concurrent client processes x "
+        f"gunicorn, {setup['gunicorn_workers']} workers x 8 threads; {setup['clients']} concurrent client processes x "
         f"{setup['requests_per_client_per_round']} requests, {setup['rounds']} alternating rounds (medians)",
         f"{'':28} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}",
     ]

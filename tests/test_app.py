@@ -12,6 +12,7 @@ import os
 import pickle
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -652,3 +653,21 @@ def test_fuzz_forms_queries_and_uploads(gunicorn_url: str, fields: dict[str, str
     if upload is not None:
         kwargs["files"] = {"file": upload}
     assert_no_server_error(requests.post(f"{gunicorn_url}/prediction", timeout=30, **kwargs))
+
+
+@pytest.mark.slow
+def test_stalled_clients_do_not_block_the_api(api_project: Project) -> None:
+    """Clients that send half a request and wait hold a thread each, not a whole gunicorn worker."""
+    with serve(api_project, "gunicorn") as url:
+        host, port = url.removeprefix("http://").split(":")
+        stalled = []
+        for _ in range(4):
+            sock = socket.create_connection((host, int(port)))
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # no blank line: the request never ends
+            stalled.append(sock)
+        try:
+            answer = requests.get(f"{url}/health", timeout=5)
+            assert answer.status_code == 200 and answer.json()["status"] == "ok"
+        finally:
+            for sock in stalled:
+                sock.close()
