@@ -20,12 +20,11 @@ from datafiles import DataFile, new_files, scan_folder
 from deployment import current_version
 from plumbing import UserFacingError, make_parser, run_script
 from records import RecordsStore
-from settings import Settings
+from settings import MIN_DRIFT_HISTORY, Settings
 
 log = logging.getLogger("fullprocess")
 
 LOG_FILE_NAME = "fullprocess.log"
-MIN_HISTORY = 3
 API_PROBE_TIMEOUT_SECONDS = 2.0
 
 
@@ -53,13 +52,13 @@ def drift_decision(test: str, new_score: float, deployed_score: float, history: 
     - ``nonparametric``: drift when it is below Q1 - 1.5 IQR of the score history (quartiles by linear
       interpolation, as numpy's default).
 
-    The statistical tests need at least MIN_HISTORY past scores; with fewer they fall back to ``raw`` and say so.
+    The statistical tests need at least MIN_DRIFT_HISTORY past scores; with fewer they fall back to ``raw`` and say so.
     """
     import statistics  # imported here: the no-op tick never needs it
 
     used, note = test, ""
-    if test != "raw" and len(history) < MIN_HISTORY:
-        used, note = "raw", f" ({test} test needs {MIN_HISTORY} past scores, have {len(history)}: used raw)"
+    if test != "raw" and len(history) < MIN_DRIFT_HISTORY:
+        used, note = "raw", f" ({test} test needs {MIN_DRIFT_HISTORY} past scores, have {len(history)}: used raw)"
     if used == "raw":
         threshold = deployed_score
         rule = f"deployed score {deployed_score:.4f}"

@@ -19,6 +19,15 @@ CODE_DIR = Path(__file__).resolve().parent
 DEFAULT_CONFIG_NAME = "config.json"
 DRIFT_TESTS = ("raw", "parametric", "nonparametric")
 PENALTY_L1_RATIO = {"l2": 0.0, "l1": 1.0}
+SOLVER_PENALTIES = {  # which penalties each LogisticRegression solver supports
+    "liblinear": ("l1", "l2"),
+    "saga": ("l1", "l2"),
+    "lbfgs": ("l2",),
+    "newton-cg": ("l2",),
+    "newton-cholesky": ("l2",),
+    "sag": ("l2",),
+}
+MIN_DRIFT_HISTORY = 3  # past scores the parametric and nonparametric drift tests need
 
 
 class ConfigError(ValueError):
@@ -182,15 +191,25 @@ def _one_of(*choices: str) -> Callable[[Any], str]:
 def _http_url(value: Any) -> str:
     text = _text(value)
     parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an http(s) URL such as http://127.0.0.1:8000/")
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:  # a port that is not a number or is out of range
+        port_ok = False
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        raise ValueError("must be an http(s) URL with a valid port, such as http://127.0.0.1:8000/")
     return text if text.endswith("/") else text + "/"
+
+
+def _history_size(value: Any) -> int:
+    if _positive_int(value) < MIN_DRIFT_HISTORY:
+        raise ValueError(f"must be at least {MIN_DRIFT_HISTORY} (the statistical drift tests need that many scores)")
+    return value
 
 
 MODEL_KEYS: dict[str, Callable[[Any], Any]] = {
     "C": _positive_number,
     "penalty": _one_of(*PENALTY_L1_RATIO),
-    "solver": _one_of("liblinear", "lbfgs", "newton-cg", "newton-cholesky", "sag", "saga"),
+    "solver": _one_of(*SOLVER_PENALTIES),
     "random_state": _optional_int,
     "max_iter": _positive_int,
     "tol": _positive_number,
@@ -216,7 +235,13 @@ def _model_params(config_path: Path, value: Any) -> ModelParams:
             f"use {', '.join(MODEL_KEYS)}"
         )
     cleaned = {k: _check(config_path, f"model.{k}", v, MODEL_KEYS[k]) for k, v in value.items()}
-    return ModelParams(**cleaned)
+    params = ModelParams(**cleaned)
+    if params.penalty not in SOLVER_PENALTIES[params.solver]:
+        raise ConfigError(
+            f"{config_path}: key 'model.solver' {params.solver!r} does not support penalty {params.penalty!r}; "
+            f"use one of {', '.join(s for s, allowed in SOLVER_PENALTIES.items() if params.penalty in allowed)}"
+        )
+    return params
 
 
 REQUIRED_PATH_KEYS = {
@@ -229,7 +254,7 @@ REQUIRED_PATH_KEYS = {
 
 OPTIONAL_KEYS: dict[str, Callable[[Any], Any]] = {
     "drift_test": _one_of(*DRIFT_TESTS),
-    "drift_history_size": _positive_int,
+    "drift_history_size": _history_size,
     "api_url": _http_url,
     "api_timeout_seconds": _positive_number,
     "package_index_url": _http_url,

@@ -69,6 +69,10 @@ def test_unknown_keys_from_course_configs_are_tolerated(tmp_path: Path) -> None:
         ({"model": {"alpha": 1}}, "key 'model.alpha' is not a supported setting"),
         ({"api_url": "localhost:8000"}, "key 'api_url' must be an http(s) URL"),
         ({"drift_history_size": 0}, "key 'drift_history_size' must be a whole number greater than 0"),
+        ({"drift_history_size": 2}, "key 'drift_history_size' must be at least 3"),
+        ({"api_url": "http://127.0.0.1:99999/"}, "key 'api_url' must be an http(s) URL with a valid port"),
+        ({"api_url": "http://127.0.0.1:abc/"}, "key 'api_url' must be an http(s) URL with a valid port"),
+        ({"model": {"solver": "lbfgs", "penalty": "l1"}}, "key 'model.solver' 'lbfgs' does not support penalty 'l1'"),
     ],
 )
 def test_a_missing_or_invalid_key_is_named(tmp_path: Path, changes: dict, named: str) -> None:
