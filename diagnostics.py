@@ -131,7 +131,12 @@ def execution_time(settings: Settings) -> dict[str, float | None]:
         for step in TIMED_STEPS:
             command = [sys.executable, str(CODE_DIR / f"{step}.py"), "--config", str(config), "--quiet"]
             started = time.perf_counter()
-            result = subprocess.run(command, capture_output=True, text=True, timeout=STEP_TIMEOUT_SECONDS)
+            try:
+                result = subprocess.run(command, capture_output=True, text=True, timeout=STEP_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                log.warning("timing %s.py: stopped after %d s", step, STEP_TIMEOUT_SECONDS)
+                timings[f"{step}_seconds"] = None
+                continue
             elapsed = time.perf_counter() - started
             if result.returncode != 0:
                 log.warning("timing %s.py failed (exit %d): %s", step, result.returncode, result.stderr.strip()[-500:])
@@ -161,7 +166,7 @@ def latest_version(package: str, index_url: str, timeout: float) -> str:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             return str(json.load(response)["info"]["version"])
-    except (OSError, ValueError, KeyError, urllib.error.URLError) as err:
+    except (OSError, ValueError, KeyError, TypeError) as err:  # URLError is an OSError; TypeError: odd JSON
         log.debug("cannot ask %s for %s: %s", url, package, err)
         return "unknown"
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -138,19 +139,6 @@ def test_fresh_project_bootstraps_every_course_artifact_and_a_second_tick_change
 
 
 @pytest.mark.slow
-def test_a_no_op_tick_does_not_import_pandas_sklearn_or_matplotlib(deployed_project: Project) -> None:
-    deployed_project.run("fullprocess.py")  # the course data is checked once
-    command = [sys.executable, "-X", "importtime", str(REPO / "fullprocess.py"), "--config",
-               str(deployed_project.config)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0 and "nothing to do" in result.stderr
-    imported = {line.split("|")[-1].strip().split(".")[0] for line in result.stderr.splitlines()
-                if line.startswith("import time:")}
-    assert "json" in imported  # the check itself works
-    assert not imported & {"pandas", "sklearn", "matplotlib", "numpy", "scipy"}
-
-
-@pytest.mark.slow
 def test_course_scenario_practice_model_then_sourcedata_under_the_raw_rule(deployed_project: Project) -> None:
     """The practice model (v0001, F1 4/7 on the test data) meets sourcedata: it scores higher there, so the
     raw rule finds no drift and keeps v0001; the files are not reported as new again."""
@@ -239,15 +227,44 @@ def test_a_run_while_another_holds_the_lock_exits_0_and_touches_nothing(project:
 
 
 @pytest.mark.slow
-def test_two_concurrent_runs_deploy_once(project: Project) -> None:
+def test_a_second_run_started_during_a_first_exits_0_and_only_the_first_deploys(project: Project) -> None:
     command = [sys.executable, str(REPO / "fullprocess.py"), "--config", str(project.config)]
-    runs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    outputs = [run.communicate(timeout=300) for run in runs]
-    assert [run.returncode for run in runs] == [0, 0]
-    logs = [stderr for _, stderr in outputs]
-    assert sum("summary: deployed" in log for log in logs) == 1
-    assert sum("another run is in progress" in log or "nothing to do" in log for log in logs) == 1
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = project.root / "logs" / "fullprocess.log"
+    deadline = time.monotonic() + 120
+    while not (log.exists() and "run 1:" in log.read_text()):  # the first run holds the lock and is working
+        assert first.poll() is None and time.monotonic() < deadline, "the first run ended before it started work"
+        time.sleep(0.02)
+    second = project.run("fullprocess.py")
+    _, first_log = first.communicate(timeout=300)
+
+    assert first.returncode == 0 and "summary: deployed" in first_log
+    assert "another run is in progress" in second.stderr and "summary" not in second.stderr
     assert [p.name for p in versions_dir(project.settings()).iterdir()] == ["v0001"]
+    with project.store() as store:
+        assert len(store.runs()) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("test", ["parametric", "nonparametric"])
+def test_the_statistical_drift_tests_decide_on_the_score_history(deployed_project: Project, test: str) -> None:
+    """With a history of scores (the practice model's 4/7 plus three earlier checks), the configured test sets
+    the threshold: a batch the model gets all wrong (F1 0) is far below it, so the model is retrained."""
+    with deployed_project.store() as store:
+        for f1 in (0.5, 0.6, 0.7):
+            store.record_score("batch", f1, 10, "earlier.csv")
+    deployed_project.edit_config(drift_test=test)
+    only_new_source(deployed_project, labelled_batch(deployed_project, "contradicting.csv", agree=False))
+
+    result = deployed_project.run("fullprocess.py")
+    assert f"drift check ({test}) of v0001 on 40 new rows: drift: new F1 0.0000 is below" in result.stderr
+    assert "of 4 past scores" in result.stderr and "used raw" not in result.stderr
+    with deployed_project.store() as store:
+        check = store.drift_checks()[0]
+    assert check["test"] == test and check["history_size"] == 4 and check["drift"] is True
+    expected = drift_decision(test, 0.0, 4 / 7, [4 / 7, 0.5, 0.6, 0.7]).threshold
+    assert check["threshold"] == pytest.approx(expected)
+    assert current_version(deployed_project.settings()) == "v0002"
 
 
 @pytest.mark.slow

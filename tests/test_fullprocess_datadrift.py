@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -18,11 +15,9 @@ from diagnostics import SNAPSHOT_NAME
 from ingestion import FEATURES, TARGET
 from modelfiles import METADATA_NAME, REFERENCE_NAME, read_reference
 
-from conftest import REPO, Project
+from conftest import Project
 
 pytestmark = pytest.mark.slow
-
-HEAVY_MODULES = ("pandas", "numpy", "scipy", "sklearn", "matplotlib")
 
 
 def data_drift_checks(project: Project, config: Path | None = None) -> list[dict]:
@@ -130,15 +125,3 @@ def test_a_broken_reference_fails_the_data_drift_check_loudly_but_not_the_f1_che
     assert data_drift_checks(project) == []
     assert project.run("fullprocess.py").returncode == 0  # the files were checked: no retry storm
 
-
-def test_a_no_op_tick_imports_no_heavy_module(project: Project) -> None:
-    project.run("fullprocess.py", config=project.practice_config)
-    command = [sys.executable, "-X", "importtime", str(REPO / "fullprocess.py"), "--config",
-               str(project.practice_config)]
-    env = {k: v for k, v in os.environ.items() if k != "RISK_CONFIG"}
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env, cwd=project.root)
-    assert result.returncode == 0 and "nothing to do" in result.stderr
-    imported = {line.rsplit("|", 1)[1].strip().split(".")[0] for line in result.stderr.splitlines()
-                if line.startswith("import time:") and "|" in line}
-    assert "records" in imported and "datafiles" in imported  # the tick's own modules are listed
-    assert imported.isdisjoint(HEAVY_MODULES + ("datadrift", "diagnostics"))

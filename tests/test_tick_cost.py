@@ -1,8 +1,8 @@
 """What a no-op cron tick loads: only what deciding "nothing new" needs, and it still logs that decision.
 
 benchmarks/run.py measures the tick against a bare interpreter; this test keeps the modules that made it slow
-(each costs milliseconds on every tick) from creeping back in. Heavy libraries are covered by
-test_fullprocess.py."""
+(each costs milliseconds on every tick) from creeping back in, and keeps pandas, scikit-learn, matplotlib and
+the modules that import them off it altogether."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from conftest import REPO, Project
 # bz2, lzma and zlib; tempfile pulls random. None of them is needed to find out that nothing is new.
 NOT_ON_THE_TICK = {"dataclasses", "inspect", "logging.handlers", "socket", "shutil", "bz2", "lzma", "tempfile",
                    "random"}
+HEAVY = {"pandas", "numpy", "sklearn", "scipy", "matplotlib", "pyarrow", "datadrift", "diagnostics", "ingestion",
+         "training", "scoring", "reporting"}
 
 
 def test_a_no_op_tick_imports_no_module_it_does_not_need_and_still_logs(deployed_project: Project) -> None:
@@ -28,5 +30,7 @@ def test_a_no_op_tick_imports_no_module_it_does_not_need_and_still_logs(deployed
     assert "fullprocess" not in imported  # the script itself runs as __main__
     assert {"settings", "records", "datafiles", "plumbing", "sqlite3", "logging"} <= imported
     assert not imported & NOT_ON_THE_TICK, sorted(imported & NOT_ON_THE_TICK)
+    top_level = {name.split(".")[0] for name in imported}
+    assert not top_level & HEAVY, sorted(top_level & HEAVY)
     log = (project.root / "logs" / "fullprocess.log").read_text()
     assert log.splitlines()[-1].endswith("stays deployed; nothing to do")
