@@ -20,12 +20,11 @@ from typing import Any
 import requests
 
 from plumbing import UserFacingError, atomic_write_text, make_parser, run_script, utc_now
-from settings import Settings
+from settings import API_TOKEN_ENV, Settings
 
 log = logging.getLogger("apicalls")
 
 REPORT_NAME = "apireturns.txt"
-TOKEN_ENV = "RISK_API_TOKEN"
 
 
 class ApiUnavailable(UserFacingError):
@@ -90,7 +89,7 @@ def planned_calls(settings: Settings) -> list[Call]:
 
 
 def _headers() -> dict[str, str]:
-    token = os.environ.get(TOKEN_ENV)
+    token = os.environ.get(API_TOKEN_ENV)
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
@@ -105,7 +104,7 @@ def _ask(session: requests.Session, base_url: str, call: Call, settings: Setting
     except requests.RequestException as err:
         raise ApiUnavailable(
             f"no API answers at {base_url} ({type(err).__name__}); start it with "
-            f"`python app.py --config {settings.config_path}` or gunicorn (see docs/api.md), then rerun apicalls.py"
+            f"`python app.py --config {settings.config_path}` or gunicorn (see README, 'The API'), then rerun apicalls.py"
         ) from None
     return Answer(call, response.status_code, response.reason or "", response.text)
 

@@ -22,7 +22,6 @@ import contextlib
 import hmac
 import logging
 import os
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -43,12 +42,11 @@ from deployment import DeployedModel, current_version, load_deployed_model, read
 from diagnostics import predict_frame
 from ingestion import FEATURES, ID_COLUMN, DataFileError, check_schema
 from plumbing import make_parser, parse_utc, run_script
-from records import RecordsStore
-from settings import Settings, load_config
+from records import RecordsStore, StoreUnreadable, reading
+from settings import API_TOKEN_ENV, Settings, load_config
 
 log = logging.getLogger("app")
 
-TOKEN_ENV = "RISK_API_TOKEN"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 STATE_KEY = "risk_api"
 RETRY_FAILED_LOAD_SECONDS = 10.0
@@ -87,6 +85,11 @@ def register_error_handlers(app: Flask) -> None:
         size = f" is {length} bytes," if length else " is"
         return error_response(413, f"the request body{size} over the limit of {limit} bytes "
                                    "(api_max_upload_bytes in config); send fewer rows per request")
+
+    @app.errorhandler(StoreUnreadable)
+    def store_unreadable(err: StoreUnreadable) -> Response:
+        log.error("%s", err)
+        return error_response(503, str(err))
 
     @app.errorhandler(NotFound)
     def not_found(err: NotFound) -> Response:
@@ -289,7 +292,7 @@ def register_request_hooks(app: Flask) -> None:
             return None
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not given.strip():
-            response = error_response(401, f"this API needs a bearer token ({TOKEN_ENV} is set on the server); "
+            response = error_response(401, f"this API needs a bearer token ({API_TOKEN_ENV} is set on the server); "
                                            "send the header Authorization: Bearer <token>")
         elif not hmac.compare_digest(given.strip().encode(), token.encode()):
             response = error_response(401, "the bearer token is wrong; send the token the server was started with")
@@ -324,20 +327,12 @@ def drain_input(environ: dict[str, Any], length: int) -> None:
 
 @contextlib.contextmanager
 def open_records(settings: Settings) -> Iterator[RecordsStore]:
-    """The records store, read-only; ApiError 503 when it does not exist yet or cannot be read."""
-    try:
-        store = RecordsStore(settings.records_db_path, readonly=True)
-    except FileNotFoundError:
-        raise ApiError(503, f"no records yet ({settings.records_db_path} does not exist); run fullprocess.py "
-                            "to ingest, train, deploy and run diagnostics") from None
-    except sqlite3.Error as err:
-        raise ApiError(503, f"the records store {settings.records_db_path} cannot be read ({err})") from None
-    try:
+    """The records store, read-only; ApiError 503 when it does not exist yet (StoreUnreadable: 503 too)."""
+    with reading(settings.records_db_path) as store:
+        if store is None:
+            raise ApiError(503, f"no records yet ({settings.records_db_path} does not exist); run fullprocess.py "
+                                "to ingest, train, deploy and run diagnostics")
         yield store
-    except sqlite3.Error as err:
-        raise ApiError(503, f"the records store {settings.records_db_path} cannot be read ({err})") from None
-    finally:
-        store.close()
 
 
 def latest_snapshot(settings: Settings) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -504,7 +499,7 @@ def create_app(config_path: str | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.url_map.strict_slashes = False
     app.extensions[STATE_KEY] = ApiState(settings=settings, models=ModelCache(settings),
-                                         metrics=ApiMetrics(settings), token=os.environ.get(TOKEN_ENV) or None)
+                                         metrics=ApiMetrics(settings), token=os.environ.get(API_TOKEN_ENV) or None)
     register_error_handlers(app)
     register_request_hooks(app)
     register_blueprints(app)

@@ -14,8 +14,7 @@ import hashlib
 import json
 import logging
 import re
-import sqlite3
-from typing import Any, Iterator
+from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, render_template, request
 
@@ -29,7 +28,7 @@ from history import (
     format_time,
     summary_rows,
 )
-from records import HISTORY_KINDS, RecordsStore
+from records import HISTORY_KINDS, RecordsStore, reading
 from settings import Settings
 
 log = logging.getLogger("dashboard")
@@ -45,25 +44,6 @@ PLOT_CACHE_KEY = "dashboard_plots"
 
 
 # --- reading the store ---
-
-
-@contextlib.contextmanager
-def reading_store(settings: Settings) -> Iterator[RecordsStore | None]:
-    """The records store opened read-only (None when it does not exist yet); a database error answers 503."""
-    try:
-        store = RecordsStore(settings.records_db_path, readonly=True)
-    except FileNotFoundError:
-        yield None
-        return
-    except sqlite3.Error as err:
-        abort(503, description=f"the records store {settings.records_db_path} cannot be read: {err}")
-    try:
-        yield store
-    except sqlite3.Error as err:
-        log.exception("reading %s failed", settings.records_db_path)
-        abort(503, description=f"the records store {settings.records_db_path} cannot be read: {err}")
-    finally:
-        store.close()
 
 
 def _settings() -> Settings:
@@ -115,7 +95,9 @@ def history_section(store: RecordsStore | None, kind: str, limit: int, offset: i
 @blueprint.get("/history")
 def history():
     kinds, limit, offset = history_paging()
-    with reading_store(_settings()) as store, (store.read_snapshot() if store else contextlib.nullcontext()):
+    with reading(_settings().records_db_path) as store, (
+        store.read_snapshot() if store else contextlib.nullcontext()
+    ):
         sections = {kind: history_section(store, kind, limit, offset) for kind in kinds}
     return jsonify({"limit": limit, "offset": offset, "order": "newest first", **sections})
 
@@ -161,7 +143,7 @@ def cached_plots(overview: Overview) -> dict[str, str | None]:
 @blueprint.get("/dashboard")
 def dashboard():
     settings = _settings()
-    with reading_store(settings) as store:
+    with reading(settings.records_db_path) as store:
         overview = build_overview(settings, store)
     data_drift = overview.data_drift
     html = render_template(

@@ -44,7 +44,7 @@ DEFAULTS = Settings._field_defaults  # one place for the defaults: the config lo
 
 @dataclass(frozen=True)
 class DriftConfig:
-    """Thresholds of the data drift check (config keys ``data_drift_*``; see docs/data-drift.md)."""
+    """Thresholds of the data drift check (config keys ``data_drift_*``; see README, "Data drift")."""
 
     ks_alpha: float = DEFAULTS["data_drift_ks_alpha"]
     psi_watch: float = DEFAULTS["data_drift_psi_watch"]

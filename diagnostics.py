@@ -28,7 +28,7 @@ import pandas as pd
 import datadrift
 from datafiles import FINAL_DATA_NAME
 from deployment import DeployedModel, load_deployed_model
-from ingestion import FEATURES, TARGET, DataFileError, check_schema, read_data_file
+from ingestion import FEATURES, TARGET, DataFileError, check_schema, feature_arrays, read_data_file
 from modelfiles import installed_version, read_reference
 from plumbing import UserFacingError, atomic_write_text, make_parser, run_script, utc_now
 from records import RecordsStore
@@ -204,10 +204,6 @@ def _no_rows() -> pd.DataFrame:
     return pd.DataFrame({name: pd.Series(dtype="float64") for name in FEATURES})
 
 
-def _feature_arrays(frame: pd.DataFrame) -> dict[str, np.ndarray]:
-    return {name: frame[name].to_numpy(dtype="float64", na_value=np.nan) for name in FEATURES}
-
-
 def data_drift(
     settings: Settings,
     batch: pd.DataFrame,
@@ -231,7 +227,7 @@ def data_drift(
         return {**stamp, **datadrift.without_reference(len(clean), config, reason)}
     predictions = predict_frame(clean, deployed)["prediction"].to_numpy() if len(clean) else np.array([])
     target = clean[TARGET].to_numpy(dtype="float64") if TARGET in clean.columns else None
-    result = datadrift.compare_with_reference(reference, _feature_arrays(clean), config, target, predictions)
+    result = datadrift.compare_with_reference(reference, feature_arrays(clean), config, target, predictions)
     return {**stamp, **result}
 
 

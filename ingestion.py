@@ -166,6 +166,11 @@ def check_schema(frame: pd.DataFrame, require_target: bool = True, require_id: b
     return pd.DataFrame(clean, index=pd.RangeIndex(len(frame)))
 
 
+def feature_arrays(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Each feature of a schema-checked frame as a float array (missing values as NaN)."""
+    return {name: frame[name].to_numpy(dtype="float64", na_value=np.nan) for name in FEATURES}
+
+
 def decode_text(raw: bytes) -> str:
     """Decode a data file's (or an upload's) bytes as UTF-8 text; DataFileError if empty, binary or not UTF-8."""
     if not raw.strip():

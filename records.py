@@ -518,3 +518,28 @@ def with_store(step: Callable[[Settings, RecordsStore], object]) -> Callable[[Se
         return 0
 
     return run
+
+
+class StoreUnreadable(RuntimeError):
+    """The records store exists but SQLite cannot read it (corrupt, locked beyond the busy timeout...)."""
+
+
+@contextlib.contextmanager
+def reading(path: Path) -> Iterator[RecordsStore | None]:
+    """The store opened read-only for one reader (an API request): None when it does not exist yet.
+
+    Never creates or writes anything; any SQLite error is raised as StoreUnreadable naming the file.
+    """
+    try:
+        store = RecordsStore(path, readonly=True)
+    except FileNotFoundError:
+        yield None
+        return
+    except sqlite3.Error as err:
+        raise StoreUnreadable(f"the records store {path} cannot be read ({err})") from None
+    try:
+        yield store
+    except sqlite3.Error as err:
+        raise StoreUnreadable(f"the records store {path} cannot be read ({err})") from None
+    finally:
+        store.close()

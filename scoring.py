@@ -1,8 +1,8 @@
 """Step 3, scoring: F1 of the trained model on the test data.
 
 Writes the course's one-number ``latestscore.txt`` to ``output_model_path`` and appends the score to the
-score history in the records store. :func:`f1_on_frame` is the one F1 computation, also used by the drift
-check on new batches.
+score history in the records store. :func:`f1_on_frame` scores a model on labelled rows: the test data here,
+each new batch in fullprocess's drift check.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ SOLVER_PENALTIES = {  # which penalties each LogisticRegression solver supports
     "newton-cholesky": ("l2",),
     "sag": ("l2",),
 }
+API_TOKEN_ENV = "RISK_API_TOKEN"  # when set, the API wants this bearer token (apicalls.py sends it)
 MIN_DRIFT_HISTORY = 3  # past scores the parametric and nonparametric drift tests need
 
 
@@ -259,7 +260,7 @@ OPTIONAL_KEYS: dict[str, Callable[[Any], Any]] = {
     "api_timeout_seconds": _positive_number,
     "package_index_url": _http_url,
     "dependency_check_timeout_seconds": _positive_number,
-    # feature-level data drift (see docs/data-drift.md)
+    # feature-level data drift (see README, "Data drift")
     "data_drift_ks_alpha": _probability,
     "data_drift_psi_watch": _positive_number,
     "data_drift_psi_drift": _positive_number,

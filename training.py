@@ -15,7 +15,6 @@ import platform
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import sklearn
 from sklearn.impute import SimpleImputer
@@ -24,7 +23,7 @@ from sklearn.pipeline import Pipeline
 
 from datadrift import DriftConfig, build_reference
 from datafiles import FINAL_DATA_NAME
-from ingestion import FEATURES, TARGET, DataFileError, check_schema
+from ingestion import FEATURES, TARGET, DataFileError, check_schema, feature_arrays
 from modelfiles import MODEL_NAME, REFERENCE_NAME, save_model, write_reference
 from plumbing import UserFacingError, make_parser, run_script, sha256_file, utc_now
 from settings import ModelParams, Settings
@@ -56,7 +55,7 @@ def read_training_data(path: Path) -> pd.DataFrame:
 
 def training_reference(model: Pipeline, frame: pd.DataFrame, settings: Settings) -> dict[str, Any]:
     """The data drift reference of a model fitted on ``frame`` (see datadrift.build_reference)."""
-    features = {name: frame[name].to_numpy(dtype="float64", na_value=np.nan) for name in FEATURES}
+    features = feature_arrays(frame)
     predictions = model.predict(frame[list(FEATURES)])
     return build_reference(features, frame[TARGET].to_numpy(), predictions, DriftConfig.from_settings(settings))
 

@@ -14,7 +14,7 @@ it gets its own virtual environment; our side needs only numpy and scipy::
     .venv-evidently/bin/pip install -r benchmarks/requirements-evidently.txt
     .venv-evidently/bin/python benchmarks/crosscheck_evidently.py [--seeds 20]
 
-Not a test: the figures are printed for the README (see docs/data-drift.md), never asserted.
+Not a test: the figures are printed for the README ("Data drift" section), never asserted.
 """
 
 from __future__ import annotations
