@@ -47,11 +47,6 @@ def _visible_files(folder: Path) -> list[os.DirEntry[str]]:
     return sorted(found, key=lambda e: e.name)
 
 
-def candidate_paths(folder: Path) -> list[Path]:
-    """Every visible regular file in ``folder`` (not sub-folders), sorted by name."""
-    return [Path(e.path) for e in _visible_files(folder)]
-
-
 def scan_folder(folder: Path, store: RecordsStore | None = None) -> list[DataFile]:
     """Fingerprint every file in ``folder``, re-using recorded hashes for unchanged files.
 
