@@ -17,8 +17,6 @@ from typing import Any
 
 import pandas as pd
 import sklearn
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 from datadrift import DriftConfig, build_reference
@@ -26,19 +24,10 @@ from datafiles import FINAL_DATA_NAME
 from ingestion import FEATURES, TARGET, DataFileError, check_schema, feature_arrays
 from modelfiles import MODEL_NAME, REFERENCE_NAME, save_model, write_reference
 from plumbing import UserFacingError, make_parser, run_script, sha256_file, utc_now
-from settings import ModelParams, Settings
+from settings import Settings
+from risk.model import build_model  # noqa: F401  (the course's model)
 
 log = logging.getLogger("training")
-
-def build_model(params: ModelParams) -> Pipeline:
-    """The course's LogisticRegression, behind a median imputer for missing feature values."""
-    return Pipeline(
-        [
-            ("impute", SimpleImputer(strategy="median")),
-            ("classify", LogisticRegression(**params.as_sklearn_kwargs())),
-        ]
-    )
-
 
 def read_training_data(path: Path) -> pd.DataFrame:
     """``finaldata.csv``, schema-checked; UserFacingError if it is missing or unusable."""

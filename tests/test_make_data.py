@@ -15,7 +15,7 @@ from conftest import COLUMNS, REPO, Project
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from make_data import make_data, make_test_file  # noqa: E402
+from risk.synthetic import make_data, make_test_file  # noqa: E402
 
 
 def read_all(paths: list[Path]) -> pd.DataFrame:

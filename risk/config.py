@@ -1,0 +1,346 @@
+"""Load and validate ``config.json``: the one place the configuration is read.
+
+Paths are resolved against the config file's folder (absolute paths are kept), defaults are filled in,
+unknown top-level keys are tolerated (course users carry extras such as ``url`` or ``api_port``), and a
+missing or wrong key raises :class:`ConfigError` naming the key and what it should be.
+
+Standard library only: the cron tick loads this before deciding whether there is any work to do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable, NamedTuple
+from urllib.parse import urlsplit
+
+CODE_DIR = Path(__file__).resolve().parents[1]  # the project folder: the course scripts and config.json
+DEFAULT_CONFIG_NAME = "config.json"
+DRIFT_TESTS = ("raw", "parametric", "nonparametric")
+PENALTY_L1_RATIO = {"l2": 0.0, "l1": 1.0}
+SOLVER_PENALTIES = {  # which penalties each LogisticRegression solver supports
+    "liblinear": ("l1", "l2"),
+    "saga": ("l1", "l2"),
+    "lbfgs": ("l2",),
+    "newton-cg": ("l2",),
+    "newton-cholesky": ("l2",),
+    "sag": ("l2",),
+}
+API_TOKEN_ENV = "RISK_API_TOKEN"  # when set, the API wants this bearer token (apicalls.py sends it)
+MIN_DRIFT_HISTORY = 3  # past scores the parametric and nonparametric drift tests need
+
+
+class ConfigError(ValueError):
+    """The config file is missing, unreadable, or has a missing or invalid key."""
+
+
+class ModelParams(NamedTuple):
+    """Hyperparameters of the course's LogisticRegression."""
+
+    C: float = 1.0
+    penalty: str = "l2"
+    solver: str = "liblinear"
+    random_state: int | None = 0
+    max_iter: int = 100
+    tol: float = 1e-4
+
+    def as_sklearn_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for LogisticRegression; ``penalty`` (deprecated since 1.8) becomes ``l1_ratio``."""
+        return {
+            "C": self.C,
+            "l1_ratio": PENALTY_L1_RATIO[self.penalty],
+            "solver": self.solver,
+            "random_state": self.random_state,
+            "max_iter": self.max_iter,
+            "tol": self.tol,
+        }
+
+    def as_config(self) -> dict[str, Any]:
+        """The settings as written in config.json (recorded with each trained model)."""
+        return self._asdict()
+
+
+class Settings(NamedTuple):
+    """Everything the scripts read from config, with paths already resolved."""
+
+    config_path: Path
+    input_folder_path: Path
+    output_folder_path: Path
+    test_data_path: Path
+    output_model_path: Path
+    prod_deployment_path: Path
+    records_db_path: Path
+    log_folder_path: Path
+    requirements_path: Path
+    model: ModelParams = ModelParams()
+    drift_test: str = "raw"
+    drift_history_size: int = 20
+    api_url: str = "http://127.0.0.1:8000/"
+    api_timeout_seconds: float = 5.0
+    package_index_url: str = "https://pypi.org/pypi"
+    dependency_check_timeout_seconds: float = 3.0
+    data_drift_ks_alpha: float = 0.05
+    data_drift_psi_watch: float = 0.1
+    data_drift_psi_drift: float = 0.2
+    data_drift_psi_bins: int = 10
+    data_drift_ks_max_reference_rows: int = 1000
+    data_drift_min_rows: int = 20
+    data_drift_feature_share: float = 0.5
+    data_drift_triggers_retrain: bool = False
+    api_workers: int = 2
+    api_max_upload_bytes: int = 10 * 1024 * 1024
+    api_data_folders: tuple[Path, ...] = ()
+    raw: dict[str, Any] = {}  # the config file as read (never modified)
+
+    @property
+    def project_dir(self) -> Path:
+        """The folder holding the config file; relative paths start here."""
+        return self.config_path.parent
+
+    @property
+    def test_data_file(self) -> Path:
+        """The test CSV: ``test_data_path`` itself, or ``testdata.csv`` inside it when it is a folder."""
+        if self.test_data_path.suffix.lower() == ".csv":
+            return self.test_data_path
+        return self.test_data_path / "testdata.csv"
+
+    def shown_path(self, path: Path) -> str:
+        """``path`` as the user knows it: relative to the project folder when inside it, else absolute."""
+        try:
+            return str(path.relative_to(self.project_dir))
+        except ValueError:
+            return str(path)
+
+    @property
+    def api_bind(self) -> tuple[str, int]:
+        """Host and port the API listens on: those of ``api_url`` (127.0.0.1 and 8000 when not given)."""
+        parts = urlsplit(self.api_url)
+        return parts.hostname or "127.0.0.1", parts.port or 8000
+
+    @property
+    def lock_path(self) -> Path:
+        """The run lock shared by every script that writes pipeline state."""
+        return self.prod_deployment_path / ".run.lock"
+
+
+# --- key checkers: each returns the cleaned value or raises ValueError with what was expected ---
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("must be a non-empty string")
+    return value
+
+
+def _positive_number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ValueError("must be a number greater than 0")
+    return float(value)
+
+
+def _positive_int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError("must be a whole number greater than 0")
+    return value
+
+
+def _optional_int(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("must be a whole number or null")
+    return value
+
+
+def _probability(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise ValueError("must be a number between 0 and 1 (exclusive)")
+    return float(value)
+
+
+def _share(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise ValueError("must be a number greater than 0 and at most 1")
+    return float(value)
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("must be true or false")
+    return value
+
+
+def _at_least(minimum: int) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ValueError(f"must be a whole number of at least {minimum}")
+        return value
+
+    return check
+
+
+def _one_of(*choices: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return value
+
+    return check
+
+
+def _http_url(value: Any) -> str:
+    text = _text(value)
+    parts = urlsplit(text)
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:  # a port that is not a number or is out of range
+        port_ok = False
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        raise ValueError("must be an http(s) URL with a valid port, such as http://127.0.0.1:8000/")
+    return text if text.endswith("/") else text + "/"
+
+
+def _history_size(value: Any) -> int:
+    if _positive_int(value) < MIN_DRIFT_HISTORY:
+        raise ValueError(f"must be at least {MIN_DRIFT_HISTORY} (the statistical drift tests need that many scores)")
+    return value
+
+
+MODEL_KEYS: dict[str, Callable[[Any], Any]] = {
+    "C": _positive_number,
+    "penalty": _one_of(*PENALTY_L1_RATIO),
+    "solver": _one_of(*SOLVER_PENALTIES),
+    "random_state": _optional_int,
+    "max_iter": _positive_int,
+    "tol": _positive_number,
+}
+
+
+def _check(config_path: Path, key: str, value: Any, checker: Callable[[Any], Any]) -> Any:
+    try:
+        return checker(value)
+    except ValueError as err:
+        raise ConfigError(f"{config_path}: key {key!r} {err} (got {value!r})") from None
+
+
+def _model_params(config_path: Path, value: Any) -> ModelParams:
+    if value is None:
+        return ModelParams()
+    if not isinstance(value, dict):
+        raise ConfigError(f"{config_path}: key 'model' must be an object of LogisticRegression settings")
+    unknown = sorted(set(value) - set(MODEL_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"{config_path}: key 'model.{unknown[0]}' is not a supported setting; "
+            f"use {', '.join(MODEL_KEYS)}"
+        )
+    cleaned = {k: _check(config_path, f"model.{k}", v, MODEL_KEYS[k]) for k, v in value.items()}
+    params = ModelParams(**cleaned)
+    if params.penalty not in SOLVER_PENALTIES[params.solver]:
+        raise ConfigError(
+            f"{config_path}: key 'model.solver' {params.solver!r} does not support penalty {params.penalty!r}; "
+            f"use one of {', '.join(s for s, allowed in SOLVER_PENALTIES.items() if params.penalty in allowed)}"
+        )
+    return params
+
+
+REQUIRED_PATH_KEYS = {
+    "input_folder_path": "the folder new data files arrive in, e.g. \"sourcedata\"",
+    "output_folder_path": "the folder ingested data is written to, e.g. \"ingesteddata\"",
+    "test_data_path": "the folder holding testdata.csv, e.g. \"testdata\"",
+    "output_model_path": "the folder for the trained model and its reports, e.g. \"models\"",
+    "prod_deployment_path": "the folder for deployed versions, e.g. \"production_deployment\"",
+}
+
+OPTIONAL_KEYS: dict[str, Callable[[Any], Any]] = {
+    "drift_test": _one_of(*DRIFT_TESTS),
+    "drift_history_size": _history_size,
+    "api_url": _http_url,
+    "api_timeout_seconds": _positive_number,
+    "package_index_url": _http_url,
+    "dependency_check_timeout_seconds": _positive_number,
+    # feature-level data drift (see README, "Data drift")
+    "data_drift_ks_alpha": _probability,
+    "data_drift_psi_watch": _positive_number,
+    "data_drift_psi_drift": _positive_number,
+    "data_drift_psi_bins": _at_least(2),
+    "data_drift_ks_max_reference_rows": _at_least(0),
+    "data_drift_min_rows": _at_least(2),
+    "data_drift_feature_share": _share,
+    "data_drift_triggers_retrain": _boolean,
+    "api_workers": _positive_int,
+    "api_max_upload_bytes": _positive_int,
+}
+
+
+def resolve_config_path(config_path: str | os.PathLike[str] | None) -> Path:
+    """The config to use: the given path, else ``$RISK_CONFIG``, else ``config.json`` beside this module."""
+    if config_path is None:
+        config_path = os.environ.get("RISK_CONFIG") or CODE_DIR / DEFAULT_CONFIG_NAME
+    return Path(config_path).expanduser().resolve()
+
+
+def _read_json(config_path: Path) -> dict[str, Any]:
+    try:
+        text = config_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {config_path} (pass --config PATH)") from None
+    except OSError as err:
+        raise ConfigError(f"cannot read config file {config_path}: {err.strerror}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{config_path}: not valid JSON at line {err.lineno} column {err.colno}: {err.msg}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{config_path}: must hold a JSON object of settings")
+    return data
+
+
+def _check_psi_levels(config_path: Path, optional: dict[str, Any]) -> None:
+    """The PSI watch level must sit below the drift level."""
+    watch = optional.get("data_drift_psi_watch", Settings._field_defaults["data_drift_psi_watch"])
+    drift = optional.get("data_drift_psi_drift", Settings._field_defaults["data_drift_psi_drift"])
+    if watch >= drift:
+        raise ConfigError(
+            f"{config_path}: key 'data_drift_psi_watch' ({watch}) must be below 'data_drift_psi_drift' ({drift})"
+        )
+
+
+def load_config(config_path: str | os.PathLike[str] | None = None) -> Settings:
+    """Read, validate and resolve the config file; raise ConfigError naming the first bad key."""
+    path = resolve_config_path(config_path)
+    data = _read_json(path)
+    base = path.parent
+
+    def resolve(key: str, value: Any) -> Path:
+        text = _check(path, key, value, _text)
+        return (base / Path(text).expanduser()).resolve()
+
+    paths: dict[str, Path] = {}
+    for key, meaning in REQUIRED_PATH_KEYS.items():
+        if key not in data:
+            raise ConfigError(f"{path}: missing key {key!r} ({meaning})")
+        paths[key] = resolve(key, data[key])
+
+    optional = {key: _check(path, key, data[key], check) for key, check in OPTIONAL_KEYS.items() if key in data}
+    _check_psi_levels(path, optional)
+    folders = data.get("api_data_folders", [])
+    if not isinstance(folders, list):
+        raise ConfigError(f"{path}: key 'api_data_folders' must be a list of folder paths (got {folders!r})")
+    records = data.get("records_db_path", Path(data["output_folder_path"]) / "records.sqlite")
+    return Settings(
+        config_path=path,
+        records_db_path=resolve("records_db_path", str(records)),
+        log_folder_path=resolve("log_folder_path", data.get("log_folder_path", "logs")),
+        requirements_path=(
+            resolve("requirements_path", data["requirements_path"])
+            if "requirements_path" in data
+            else CODE_DIR / "requirements.txt"
+        ),
+        model=_model_params(path, data.get("model")),
+        api_data_folders=tuple(resolve(f"api_data_folders[{i}]", folder) for i, folder in enumerate(folders)),
+        raw=data,
+        **paths,
+        **optional,
+    )

@@ -1,0 +1,195 @@
+"""The data contract: the columns of a data file, and how a file or payload is decoded, parsed and checked.
+
+Every reader of data (ingestion, training, scoring, diagnostics, the API, the client book) checks it here,
+so a bad cell is named the same way wherever it arrives. :class:`DataFileError` says what is wrong and how to
+fix it; the caller adds the file's name.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+DATA_SUFFIXES = (".csv", ".json")
+ID_COLUMN = "corporation"
+FEATURES = ("lastmonth_activity", "lastyear_activity", "number_of_employees")
+TARGET = "exited"
+COLUMNS = (ID_COLUMN, *FEATURES, TARGET)
+SEPARATOR_HINTS = {";": "semicolons", "\t": "tabs", "|": "pipes"}
+
+
+class DataFileError(ValueError):
+    """A data file or payload does not meet the schema; the message says what is wrong and how to fix it."""
+
+
+def _row_label(position: int) -> str:
+    """Human row label for a 0-based data row: the line in the file (line 1 is the header)."""
+    return f"line {position + 2}"
+
+
+def _shown(value: object) -> str:
+    """A cell value as the user wrote it, quoted ('abc', '2'), or 'an empty cell'."""
+    if value is None or isinstance(value, float) and np.isnan(value):
+        return "an empty cell"
+    shown = repr(value.item() if isinstance(value, np.generic) else value)
+    return shown if len(shown) <= 60 else shown[:57] + "..."
+
+
+def _json_number(value: object) -> float:
+    """One JSON cell as a float: NaN for null or for anything that is not a number (a bool, list, object...)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str, np.number)):
+        return np.nan
+    try:
+        return float(value)
+    except (ValueError, OverflowError):
+        return np.nan
+
+
+def _numeric_column(frame: pd.DataFrame, column: str) -> pd.Series:
+    """The column as numbers; empty cells stay missing; any other non-number raises DataFileError."""
+    values = frame[column]
+    if pd.api.types.is_bool_dtype(values):
+        raise DataFileError(f"has true/false values in column {column!r}; {column} must be a number")
+    if pd.api.types.is_numeric_dtype(values):
+        numbers = values
+    elif values.dtype == object:  # JSON values: numbers, strings, null, and whatever else a client sent
+        numbers = pd.Series([_json_number(v) for v in values], index=values.index, dtype="float64")
+    else:
+        numbers = pd.to_numeric(values, errors="coerce")
+    bad = (numbers.isna() & values.notna()) | np.isinf(numbers.astype("float64"))
+    if bad.any():
+        position = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataFileError(
+            f"has a non-numeric value {_shown(values.iloc[position])} in column {column!r} at "
+            f"{_row_label(position)}; {column} must be a number"
+        )
+    return numbers
+
+
+def _target_column(frame: pd.DataFrame) -> pd.Series:
+    """The ``exited`` column as integers; anything but 0 or 1 (or a missing value) raises DataFileError."""
+    values = _numeric_column(frame, TARGET)
+    bad = ~values.isin([0, 1])
+    if bad.any():
+        position = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataFileError(
+            f"has {_shown(frame[TARGET].iloc[position])} in column {TARGET!r} at {_row_label(position)}; "
+            f"{TARGET} must be 0 (stayed) or 1 (exited)"
+        )
+    return values.astype("int64")
+
+
+def _column_problem(columns: list[str], expected: list[str]) -> str | None:
+    missing = [c for c in expected if c not in columns]
+    extra = [c for c in columns if c not in expected]
+    if len(columns) == 1 and missing:
+        for separator, name in SEPARATOR_HINTS.items():
+            if separator in columns[0]:
+                return (
+                    f"is not comma-separated (its header uses {name}: {columns[0][:80]!r}); "
+                    f"save it with commas between the columns {', '.join(expected)}"
+                )
+    if missing:
+        return (
+            f"is missing column(s) {', '.join(missing)} (found: {', '.join(map(str, columns)) or 'none'}); "
+            f"expected {', '.join(expected)}"
+        )
+    if extra:
+        return f"has unexpected column(s) {', '.join(map(str, extra))}; expected exactly {', '.join(expected)}"
+    if len(set(columns)) != len(columns):
+        return "repeats a column name; each of " + ", ".join(expected) + " must appear once"
+    return None
+
+
+def check_schema(frame: pd.DataFrame, require_target: bool = True, require_id: bool = True) -> pd.DataFrame:
+    """Validate a frame against the schema and return it with clean column order and dtypes.
+
+    Raises DataFileError naming the column (and row) at fault. Without ``require_id`` the ``corporation``
+    column is optional; without ``require_target`` the ``exited`` column is optional.
+    """
+    frame = frame.rename(columns=lambda c: str(c).strip()).reset_index(drop=True)
+    columns = list(frame.columns)
+    expected = [c for c in COLUMNS if (c != TARGET or require_target) and (c != ID_COLUMN or require_id)]
+    optional = [c for c in (ID_COLUMN, TARGET) if c not in expected and c in columns]
+    problem = _column_problem([c for c in columns if c not in optional], expected)
+    if problem:
+        raise DataFileError(problem)
+    if frame.empty:
+        raise DataFileError("has a header but no data rows; add rows or remove the file")
+    clean = {}
+    if ID_COLUMN in columns:
+        clean[ID_COLUMN] = frame[ID_COLUMN].astype("string").str.strip()
+    for column in FEATURES:
+        clean[column] = _numeric_column(frame, column)
+    if TARGET in columns:
+        clean[TARGET] = _target_column(frame)
+    return pd.DataFrame(clean, index=pd.RangeIndex(len(frame)))
+
+
+def feature_arrays(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Each feature of a schema-checked frame as a float array (missing values as NaN)."""
+    return {name: frame[name].to_numpy(dtype="float64", na_value=np.nan) for name in FEATURES}
+
+
+def decode_text(raw: bytes) -> str:
+    """Decode a data file's (or an upload's) bytes as UTF-8 text; DataFileError if empty, binary or not UTF-8."""
+    if not raw.strip():
+        raise DataFileError("is empty; it needs a header line and data rows")
+    if b"\x00" in raw:
+        raise DataFileError("is not a text file (it holds binary data); save the data as a comma-separated CSV")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise DataFileError(
+            f"has bytes that are not UTF-8 text (byte {err.start}: {raw[err.start:err.start + 1]!r}); "
+            "re-save it as UTF-8"
+        ) from None
+
+
+def parse_csv_text(text: str) -> pd.DataFrame:
+    """Parse CSV text into a raw frame (no schema check); DataFileError if it is not CSV."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)  # more fields than the header: not data
+            return pd.read_csv(io.StringIO(text), skipinitialspace=True, index_col=False)
+    except pd.errors.ParserWarning:
+        raise DataFileError(
+            "is not a valid CSV (the first data line has more fields than the header); "
+            "check the number of commas on each line"
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise DataFileError("is empty; it needs a header line and data rows") from None
+    except (pd.errors.ParserError, ValueError) as err:
+        detail = str(err).strip().splitlines()[-1]
+        raise DataFileError(f"is not a valid CSV ({detail}); check the number of commas on each line") from None
+
+
+def parse_json_records(text: str) -> pd.DataFrame:
+    """Parse JSON records (a list of objects) into a raw frame (no schema check)."""
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise DataFileError(f"is not valid JSON (line {err.lineno} column {err.colno}: {err.msg})") from None
+    if not isinstance(payload, list) or not all(isinstance(row, dict) for row in payload):
+        raise DataFileError('must hold JSON records: a list of objects such as [{"corporation": "abcd", ...}]')
+    if not payload:
+        raise DataFileError("holds no records; add rows or remove the file")
+    return pd.DataFrame.from_records(payload)
+
+
+def read_data_file(path: Path) -> pd.DataFrame:
+    """Read and validate one data file; DataFileError says what is wrong (the caller names the file)."""
+    suffix = path.suffix.lower()
+    if suffix not in DATA_SUFFIXES:
+        raise DataFileError(
+            f"has an unsupported type {suffix or '(no extension)'!r}; save the data as .csv (comma-separated) "
+            "or .json (records)"
+        )
+    text = decode_text(path.read_bytes())
+    frame = parse_json_records(text) if suffix == ".json" else parse_csv_text(text)
+    return check_schema(frame)
