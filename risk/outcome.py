@@ -2,13 +2,13 @@
 
 :class:`RunRecord` is written once per run by the pipeline and read by everything that tells people about it
 (``risk.notify``: the quiet-mode lines, the Prometheus textfile, the webhook) and by the records store.
-Standard library only: the cheap tick builds one too.
+On the tick path (see risk/tick.py): NamedTuples, not dataclasses, which would import inspect on every tick.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from enum import Enum
+from typing import NamedTuple
 
 
 class RunOutcome(Enum):
@@ -61,16 +61,14 @@ class EventKind(Enum):
     FAILURE = "failure"
 
 
-@dataclass(frozen=True)
-class Event:
+class Event(NamedTuple):
     """One thing to tell: its kind and one line a person reads (``message``)."""
 
     kind: EventKind
     message: str
 
 
-@dataclass
-class RunRecord:
+class RunRecord(NamedTuple):
     """One run, as people are told about it. Figures are None where the run did not get that far."""
 
     run_id: int | None
@@ -89,8 +87,13 @@ class RunRecord:
     batch_positives: int = 0
     data_drift: str | None = None  # the data drift verdict (``drift``, ``no drift``, ``insufficient data``...)
     drifted_features: tuple[str, ...] = ()
-    events: list[Event] = field(default_factory=list)
-    lines: list[str] = field(default_factory=list)  # the run's summary, step by step
+    events: list[Event] = []  # never mutated in place here: start() gives each record its own lists
+    lines: list[str] = []  # the run's summary, step by step
+
+    @classmethod
+    def start(cls, run_id: int | None, started_at: str, **figures: object) -> RunRecord:
+        """A new record with lists of its own (a NamedTuple's list defaults would be shared)."""
+        return cls(run_id, started_at, events=[], lines=[], **figures)
 
     def tell(self, kind: EventKind, message: str) -> None:
         """Note something people must hear about (it is also a summary line)."""
