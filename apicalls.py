@@ -19,8 +19,11 @@ from typing import Any
 
 import requests
 
-from plumbing import UserFacingError, atomic_write_text, make_parser, run_script, utc_now
-from settings import API_TOKEN_ENV, Settings
+from risk.errors import UserFacingError
+from risk.files import atomic_write_text
+from risk.cli import make_parser, run_script
+from risk.clock import utc_now
+from risk.config import API_TOKEN_ENV, Settings
 
 log = logging.getLogger("apicalls")
 

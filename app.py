@@ -36,14 +36,16 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from werkzeug.exceptions import HTTPException, InternalServerError, NotFound, RequestEntityTooLarge
 
-from apiinput import ApiError, PredictionInput, prediction_input
-from dashboard import blueprint as dashboard_blueprint
-from deployment import DeployedModel, current_version, load_deployed_model, read_record
-from diagnostics import predict_frame
-from ingestion import FEATURES, ID_COLUMN, DataFileError, check_schema
-from plumbing import make_parser, parse_utc, run_script
-from records import RecordsStore, StoreUnreadable, reading
-from settings import API_TOKEN_ENV, Settings, load_config
+from risk.api.inputs import ApiError, PredictionInput, prediction_input
+from risk.api.dashboard import blueprint as dashboard_blueprint
+from risk.deployed import DeployedModel, load_deployed_model
+from risk.versions import current_version, read_record
+from risk.predict import predict_frame
+from risk.schema import FEATURES, ID_COLUMN, DataFileError, check_schema
+from risk.cli import make_parser, run_script
+from risk.clock import parse_utc
+from risk.store import RecordsStore, StoreUnreadable, reading
+from risk.config import API_TOKEN_ENV, Settings, load_config
 
 log = logging.getLogger("app")
 
@@ -201,7 +203,7 @@ class DeploymentCollector:
         except Exception:  # noqa: BLE001 - an unreadable record must not break the scrape
             return
         yield GaugeMetricFamily("risk_deployed_model_f1", "F1 of the deployed model on the test data",
-                                value=float(record["f1"]))
+                                value=record.f1)
         age = model_age_seconds(record)
         if age is not None:
             yield GaugeMetricFamily("risk_deployed_model_age_seconds", "Seconds since the version was deployed",
@@ -371,7 +373,7 @@ def scored_at(settings: Settings, model_sha256: str) -> str | None:
 def model_age_seconds(record: dict[str, Any]) -> float | None:
     """Seconds since a version's ``deployed_at``, or None when the record has no readable time."""
     try:
-        deployed = parse_utc(record["deployed_at"])
+        deployed = parse_utc(record.deployed_at)
     except (KeyError, TypeError, ValueError):
         return None
     return round((datetime.now(timezone.utc) - deployed).total_seconds(), 3)
@@ -395,7 +397,7 @@ def predict_rows(data: PredictionInput, deployed: DeployedModel) -> list[dict[st
     columns it lacked under ``imputed``.
     """
     clean = checked_rows(data)
-    result = predict_frame(clean, deployed)
+    result = predict_frame(clean, deployed.model)
     columns: dict[str, list[Any]] = {}
     if ID_COLUMN in clean.columns:
         columns[ID_COLUMN] = clean[ID_COLUMN].astype(object).where(clean[ID_COLUMN].notna(), None).tolist()
@@ -429,9 +431,9 @@ def scoring() -> Response:
     record = deployed.record
     return jsonify({
         "model_version": deployed.version,
-        "f1": float(record["f1"]),
+        "f1": record.f1,
         "scored_at": scored_at(state.settings, deployed.sha256),
-        "deployed_at": record.get("deployed_at"),
+        "deployed_at": record.deployed_at,
         "test_data": state.settings.shown_path(state.settings.test_data_file),
     })
 
@@ -467,7 +469,7 @@ def health() -> Response:
     try:
         in_memory = loaded is not None and loaded.version == version
         record = loaded.record if in_memory else read_record(state.settings, version)
-        body.update(deployed_at=record.get("deployed_at"), model_age_seconds=model_age_seconds(record))
+        body.update(deployed_at=record.deployed_at, model_age_seconds=model_age_seconds(record))
     except Exception as err:  # noqa: BLE001 - liveness still answers; say what is wrong
         body["model_problem"] = str(err)
     problem = state.models.problem(version)

@@ -25,15 +25,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-import datadrift
-from datafiles import FINAL_DATA_NAME
-from deployment import DeployedModel, load_deployed_model
-from ingestion import FEATURES, TARGET, DataFileError, check_schema, feature_arrays, read_data_file
-from modelfiles import installed_version, read_reference
-from plumbing import UserFacingError, atomic_write_text, make_parser, run_script, utc_now
-from records import RecordsStore
-from scoring import read_test_data
-from settings import CODE_DIR, Settings
+from risk import datadrift
+from risk.inputscan import FINAL_DATA_NAME
+from risk.deployed import DeployedModel, load_deployed_model
+from risk.schema import FEATURES, TARGET, DataFileError, check_schema, feature_arrays, read_data_file
+from risk.modelfiles import installed_version, read_reference
+from risk.errors import UserFacingError
+from risk.files import atomic_write_text
+from risk.cli import make_parser, run_script
+from risk.clock import utc_now
+from risk.store import RecordsStore
+from risk.datasets import read_final_data, read_test_data
+from risk.predict import predict_frame
+from risk.config import CODE_DIR, Settings
 
 log = logging.getLogger("diagnostics")
 
@@ -46,31 +50,14 @@ REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 # --- predictions ---
 
 
-def predict_frame(clean: pd.DataFrame, deployed: DeployedModel) -> pd.DataFrame:
-    """Class and attrition probability per row of a frame already checked by ``ingestion.check_schema``.
-
-    One pass through the model: the class is the likelier one of ``predict_proba`` (what ``predict`` returns).
-    """
-    probabilities = deployed.model.predict_proba(clean[list(FEATURES)])
-    classes = deployed.model.classes_[probabilities.argmax(axis=1)]
-    return pd.DataFrame({"prediction": classes.astype(int), "probability": probabilities[:, 1]})
-
-
 def model_predictions(frame: pd.DataFrame, settings: Settings, deployed: DeployedModel | None = None) -> list[int]:
     """Predictions of the deployed model, one per row of ``frame`` (schema-checked; ``exited`` is optional)."""
     deployed = deployed or load_deployed_model(settings)
     clean = check_schema(frame, require_target=False, require_id=False)
-    return predict_frame(clean, deployed)["prediction"].tolist()
+    return predict_frame(clean, deployed.model)["prediction"].tolist()
 
 
 # --- the ingested data ---
-
-
-def _final_data(settings: Settings) -> pd.DataFrame:
-    path = settings.output_folder_path / FINAL_DATA_NAME
-    if not path.exists():
-        raise UserFacingError(f"{path} does not exist; run ingestion.py first")
-    return pd.read_csv(path)
 
 
 def _plain(value: float) -> float | None:
@@ -80,7 +67,7 @@ def _plain(value: float) -> float | None:
 
 def dataframe_summary(settings: Settings, frame: pd.DataFrame | None = None) -> dict[str, dict[str, float | None]]:
     """Mean, median and standard deviation of each numeric column of ``finaldata.csv``."""
-    frame = _final_data(settings) if frame is None else frame
+    frame = read_final_data(settings) if frame is None else frame
     numeric = frame.select_dtypes(include="number")
     return {
         column: {
@@ -94,7 +81,7 @@ def dataframe_summary(settings: Settings, frame: pd.DataFrame | None = None) -> 
 
 def missing_data(settings: Settings, frame: pd.DataFrame | None = None) -> dict[str, float]:
     """Percent of missing values in each column of ``finaldata.csv``."""
-    frame = _final_data(settings) if frame is None else frame
+    frame = read_final_data(settings) if frame is None else frame
     if frame.empty:
         return {column: 0.0 for column in frame.columns}
     return {column: float(frame[column].isna().mean() * 100) for column in frame.columns}
@@ -225,7 +212,7 @@ def data_drift(
     if reference is None:
         reason = f"{deployed.version} was deployed before training references were kept; the next deployment has one"
         return {**stamp, **datadrift.without_reference(len(clean), config, reason)}
-    predictions = predict_frame(clean, deployed)["prediction"].to_numpy() if len(clean) else np.array([])
+    predictions = predict_frame(clean, deployed.model)["prediction"].to_numpy() if len(clean) else np.array([])
     target = clean[TARGET].to_numpy(dtype="float64") if TARGET in clean.columns else None
     result = datadrift.compare_with_reference(reference, feature_arrays(clean), config, target, predictions)
     return {**stamp, **result}
@@ -251,7 +238,7 @@ def _test_predictions(settings: Settings, deployed: DeployedModel) -> dict[str, 
 
 def run_diagnostics(settings: Settings, store: RecordsStore) -> dict[str, Any]:
     """Run every diagnostic once; save the snapshot to ``diagnostics.json`` and the store; return it."""
-    frame = _final_data(settings)
+    frame = read_final_data(settings)
     try:
         deployed: DeployedModel | None = load_deployed_model(settings)
     except UserFacingError as err:

@@ -16,11 +16,12 @@ import logging
 import time
 from typing import Any, Callable, NamedTuple
 
-from datafiles import DataFile, new_files, scan_folder
-from deployment import current_version
-from plumbing import UserFacingError, make_parser, run_script
-from records import RecordsStore
-from settings import MIN_DRIFT_HISTORY, Settings
+from risk.inputscan import DataFile, new_files, scan_folder
+from risk.versions import current_version
+from risk.errors import UserFacingError
+from risk.cli import make_parser, run_script
+from risk.store import RecordsStore
+from risk.config import MIN_DRIFT_HISTORY, Settings
 
 log = logging.getLogger("fullprocess")
 
@@ -121,8 +122,8 @@ def api_answers(url: str, timeout: float = API_PROBE_TIMEOUT_SECONDS) -> bool:
 
 def _check_model_drift(settings: Settings, store: RecordsStore, batch: Any, names: list[str], report: RunReport) -> bool:
     """Score the deployed model on the new batch, decide with the configured test, record it; True on drift."""
-    from deployment import load_deployed_model
-    from ingestion import TARGET
+    from risk.deployed import load_deployed_model
+    from risk.schema import TARGET
     from scoring import f1_on_frame
 
     deployed = load_deployed_model(settings)

@@ -21,7 +21,7 @@ from pathlib import Path
 CODE_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(CODE_DIR))
 
-from settings import ConfigError, load_config  # noqa: E402  (stdlib only: the master stays light)
+from risk.config import ConfigError, load_config  # noqa: E402  (stdlib only: the master stays light)
 
 try:
     _settings = load_config(os.environ.get("RISK_CONFIG"))

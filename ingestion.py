@@ -1,37 +1,33 @@
 """Step 1, ingestion: merge every data file in the input folder into ``finaldata.csv``.
 
-Each file (CSV, or JSON records) is checked against the schema; a bad file is rejected with a message
-naming the file and the problem while every good file is still ingested. Whole duplicate rows are dropped,
-``finaldata.csv`` and the course's ``ingestedfiles.txt`` are written to the output folder, and a record per
-file (name, location, sha256, rows read/kept, duplicates dropped, accepted/rejected and why) goes to the
+Each file (CSV, or JSON records) is checked against the schema (risk/schema.py); a bad file is rejected with a
+message naming the file and the problem while every good file is still ingested. Whole duplicate rows are
+dropped, ``finaldata.csv`` and the course's ``ingestedfiles.txt`` are written to the output folder, and a record
+per file (name, location, sha256, rows read/kept, duplicates dropped, accepted/rejected and why) goes to the
 records store. Source files are only ever read. A file rejected before is skipped until its content changes.
+The files are read by risk/fastread.py (``ingestion_reader`` in config: ``fast`` or ``plain``, same result).
 """
 
 from __future__ import annotations
 
-import io
-import json
 import logging
-import warnings
 from dataclasses import dataclass
-from pathlib import Path
-from typing import NamedTuple
 
-import numpy as np
 import pandas as pd
 
-from datafiles import FINAL_DATA_NAME, INGESTED_FILES_NAME, DataFile, scan_folder
-from plumbing import UserFacingError, atomic_write, atomic_write_text, make_parser, run_script
-from records import IngestionRecord, RecordsStore, with_store
-from settings import Settings
-from risk.schema import (  # noqa: F401  (re-exported for the course scripts)
-    COLUMNS, DATA_SUFFIXES, FEATURES, ID_COLUMN, TARGET, DataFileError, check_schema, decode_text, feature_arrays,
-    parse_csv_text, parse_json_records, read_data_file,
-)
+from risk.cli import make_parser, run_script
+from risk.config import Settings
+from risk.errors import UserFacingError
+from risk.fastread import ReadResult, read_files
+from risk.files import atomic_write, atomic_write_text
+from risk.inputscan import FINAL_DATA_NAME, INGESTED_FILES_NAME, DataFile, scan_folder
+from risk.schema import COLUMNS
+from risk.store import IngestionRecord, RecordsStore, with_store
 
 log = logging.getLogger("ingestion")
 
-@dataclass
+
+@dataclass(frozen=True)
 class IngestionResult:
     """The merged data, which file each kept row came from, and the per-file records."""
 
@@ -48,120 +44,8 @@ class IngestionResult:
         return [r for r in self.records if r.status == "rejected"]
 
     def rows_from(self, file_names: set[str]) -> pd.DataFrame:
-        """The kept rows that came from the given files (e.g. the new batch)."""
+        """The kept rows that came from the given files."""
         return self.data[self.source.isin(file_names).to_numpy()]
-
-
-# --- reading many files fast ---
-
-
-def _plain_text(raw: bytes) -> bool:
-    """True for non-blank UTF-8 text without NUL bytes or a byte-order mark: pandas can parse it as it is."""
-    if not raw or raw.isspace() or b"\x00" in raw:
-        return False
-    if raw.isascii():
-        return True
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return not raw.startswith(b"\xef\xbb\xbf")
-
-
-BLANKS_AND_QUOTES = (b" ", b"\t", b"\x0b", b"\x0c", b'"')
-
-
-def _trimmed_text(raw: bytes) -> bool:
-    """True for ASCII bytes without blanks, quotes or lone carriage returns: no field can need trimming."""
-    return raw.isascii() and not any(mark in raw for mark in BLANKS_AND_QUOTES) and (
-        raw.count(b"\r") == raw.count(b"\r\n")
-    )
-
-
-def _header_names(raw: bytes) -> list[str] | None:
-    """The column names on the first line of trimmed text when they are the five schema columns, else None."""
-    end = raw.find(b"\n")
-    names = raw[:end if end >= 0 else len(raw)].rstrip(b"\r").decode("ascii").split(",")
-    return names if len(names) == len(COLUMNS) and set(names) == set(COLUMNS) else None
-
-
-def _parse_plain_csv(raw: bytes) -> tuple[pd.DataFrame, list[str], bool] | None:
-    """Parse the bytes of a plain CSV: the raw frame, the schema name of each of its columns (stripped
-    labels) and whether its fields are surely trimmed already; None when pandas cannot parse it as it is.
-
-    Trimmed text with the schema's header line is parsed without header inference (the names are known).
-    """
-    trimmed = _trimmed_text(raw)
-    names = _header_names(raw) if trimmed else None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", pd.errors.ParserWarning)  # as parse_csv_text: a bad file
-            if names is not None:
-                return pd.read_csv(io.BytesIO(raw), header=None, skiprows=1), names, trimmed
-            frame = pd.read_csv(io.BytesIO(raw), skipinitialspace=True, index_col=False)
-    except (pd.errors.ParserWarning, pd.errors.ParserError, ValueError):
-        return None
-    return frame, [str(label).strip() for label in frame.columns.tolist()], trimmed
-
-
-NumberColumns = dict  # column name -> numpy array, for the number columns of one file
-
-
-def _columns_as_read(frame: pd.DataFrame, names: list[str]) -> tuple[pd.Series, NumberColumns] | None:
-    """The ids and number arrays of a parsed frame (``names``: each column's schema name) that already meets
-    the schema, or None when it may not.
-
-    "Meets" means :func:`check_schema` could only reorder it and clean its ids: the five columns, some rows,
-    finite numbers (no text, no true/false) and ``exited`` in {0, 1}. Whole-column numpy checks, each column
-    fetched once; None sends the frame through check_schema, which names the problem.
-    """
-    labels = frame.columns.tolist()
-    if frame.empty or len(labels) != len(COLUMNS) or len(names) != len(COLUMNS) or set(names) != set(COLUMNS):
-        return None
-    ids, numbers = None, {}
-    for label, name in zip(labels, names):
-        column = frame[label]
-        if name == ID_COLUMN:
-            ids = column
-            continue
-        values = column.to_numpy()
-        if not isinstance(values.dtype, np.dtype) or values.dtype.kind not in "iuf":
-            return None
-        if values.dtype.kind == "f" and np.isinf(values).any():
-            return None
-        if name == TARGET and not ((values == 0) | (values == 1)).all():
-            return None
-        numbers[name] = values
-    return ids, numbers
-
-
-def _columns_of(frame: pd.DataFrame) -> tuple[pd.Series, NumberColumns]:
-    """The ids and number arrays of a frame returned by :func:`check_schema`."""
-    return frame[ID_COLUMN], {name: frame[name].to_numpy() for name in (*FEATURES, TARGET)}
-
-
-def read_schema_columns(path: Path, raw: bytes | None = None) -> tuple[pd.Series, NumberColumns]:
-    """Read one data file for merging: its ids (as text, trimmed) and number columns, once they meet the schema.
-
-    Accepts and rejects exactly as :func:`read_data_file` (anything unusual or bad goes through it, so the
-    DataFileError is the same), but a plain CSV that is valid as parsed skips the per-file frame building;
-    its ids may keep pandas' default text dtype (:class:`MergedFrames` makes them ``string``) and its
-    ``exited`` may still be 0.0/1.0. ``raw``: the file's bytes when already read (CSV only).
-    """
-    if raw is None:
-        raw = path.read_bytes() if path.suffix.lower() == ".csv" else b""
-    parsed = _parse_plain_csv(raw) if _plain_text(raw) else None
-    columns = _columns_as_read(*parsed[:2]) if parsed is not None else None
-    if columns is None:  # unusual or bad: the reference path reads it again and names any problem
-        return _columns_of(read_data_file(path))
-    ids, numbers = columns
-    trimmed = parsed[2]
-    if not (trimmed and isinstance(ids.dtype, pd.StringDtype)):
-        ids = _clean_ids(ids)
-    return ids, numbers
-
-
-# --- merging ---
 
 
 def _record(file: DataFile, status: str, **fields: object) -> IngestionRecord:
@@ -176,334 +60,23 @@ def _record(file: DataFile, status: str, **fields: object) -> IngestionRecord:
     )
 
 
-class MergedFrames:
-    """Schema-valid frames of many files, added one at a time and merged once by :meth:`merge`.
-
-    Numbers are copied straight into column buffers that are reserved up front but only take memory as rows
-    arrive, and each file's frame can be dropped as soon as it is added: memory stays near the size of the
-    merged data however many files there are (no repeated concatenation, no second copy of every file).
-    """
-
-    NUMBER_COLUMNS = (*FEATURES, TARGET)
-
-    def __init__(self, expected_rows: int = 1 << 16) -> None:
-        self._capacity = max(expected_rows, 1)
-        self._numbers: dict[str, np.ndarray] = {}  # allocated by the first add, in that file's dtypes
-        self._ids: list[pd.api.extensions.ExtensionArray] = []  # one per add (arrays: cheaper to slice than Series)
-        self.lengths: list[int] = []  # rows of each file added
-        self.rows = 0
-
-    def add(self, ids: pd.Series, numbers: NumberColumns, lengths: list[int] | None = None) -> None:
-        """Append the columns of one file (from :func:`read_schema_columns` or a :func:`check_schema` frame),
-        or of several files read together, ``lengths`` giving each one's rows in order."""
-        count = len(ids)
-        end = self.rows + count
-        if end > self._capacity:
-            self._reserve(max(end, 2 * self._capacity))
-        for name in self.NUMBER_COLUMNS:
-            values = numbers[name]
-            buffer = self._numbers.get(name)
-            if buffer is None:
-                buffer = self._numbers[name] = np.empty(self._capacity, dtype=values.dtype)
-            elif np.result_type(buffer, values) != buffer.dtype:  # as concat would: int becomes float
-                buffer = self._numbers[name] = self._moved(buffer, self._capacity, np.result_type(buffer, values))
-            buffer[self.rows:end] = values
-        self._ids.append(ids.array)
-        self.lengths.extend([count] if lengths is None else lengths)
-        self.rows = end
-
-    def _moved(self, buffer: np.ndarray, capacity: int, dtype: np.dtype) -> np.ndarray:
-        moved = np.empty(capacity, dtype=dtype)
-        moved[:self.rows] = buffer[:self.rows]
-        return moved
-
-    def _reserve(self, capacity: int) -> None:
-        for name, buffer in self._numbers.items():
-            self._numbers[name] = self._moved(buffer, capacity, buffer.dtype)
-        self._capacity = capacity
-
-    def merge(self, names: list[str]) -> tuple[pd.DataFrame, pd.Series, np.ndarray]:
-        """Drop whole-row duplicates (first occurrence wins, in the order added; ids compared once cleaned),
-        clean the ids, and return the merged frame, each kept row's source (from ``names``, one per add) and
-        per-add counts of dropped duplicates. The buffers are handed over: add nothing after merging."""
-        numbers = {name: buffer[:self.rows] for name, buffer in self._numbers.items()}
-        self._numbers.clear()
-        numbers[TARGET] = numbers[TARGET].astype(np.int64, copy=False)
-        codes = np.repeat(np.arange(len(self.lengths), dtype=np.min_scalar_type(len(self.lengths))), self.lengths)
-        duplicated = _duplicated(self._ids, numbers)
-        dropped = np.bincount(codes[duplicated], minlength=len(self.lengths))
-        if duplicated.any():
-            keep = ~duplicated
-            codes = codes[keep]
-            for name in self.NUMBER_COLUMNS:  # one column at a time: each old buffer goes as its copy comes
-                numbers[name] = numbers[name][keep]
-            ends = np.cumsum([len(part) for part in self._ids])
-            for index, (part, end) in enumerate(zip(self._ids, ends)):  # part by part, no full-size copy
-                kept = keep[end - len(part):end]
-                if not kept.all():
-                    self._ids[index] = part[kept]
-        ids = _joined(self._ids).astype("string")
-        self._ids.clear()
-        data = pd.DataFrame({ID_COLUMN: ids.reset_index(drop=True), **numbers}, copy=False)
-        source = pd.Series(pd.Categorical.from_codes(codes, categories=names))
-        return data, source, dropped
-
-
-def _clean_ids(ids: pd.Series) -> pd.Series:
-    """Ids as :func:`check_schema` leaves them: text, surrounding whitespace removed."""
-    return ids.astype("string").str.strip()
-
-
-HASH_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
-HASH_BLOCK_ROWS = 1 << 16  # rows hashed at a time, so temporaries stay small
-
-
-def _row_hashes(columns: list[np.ndarray], start: int = 0, stop: int | None = None) -> np.ndarray:
-    """A 64-bit hash per row (``start`` to ``stop``) of numeric columns: rows with equal numbers (NaN and
-    -0.0 included) hash alike."""
-    stop = len(columns[0]) if stop is None else stop
-    hashes = np.zeros(stop - start, dtype=np.uint64)
-    for block in range(start, stop, HASH_BLOCK_ROWS):
-        part = hashes[block - start:min(block + HASH_BLOCK_ROWS, stop) - start]
-        for column in columns:
-            values = column[block:block + len(part)]
-            if values.dtype.kind == "f":
-                values = values + 0.0  # -0.0 becomes 0.0
-                values[np.isnan(values)] = np.nan  # one NaN bit pattern
-            part ^= values.view(np.uint64) if values.dtype.itemsize == 8 else values.astype(np.uint64)
-            part *= HASH_MULTIPLIER  # wraps around, as intended
-            part ^= part >> np.uint64(29)
-    return hashes
-
-
-def _rows_sharing_a_hash(columns: list[np.ndarray]) -> np.ndarray:
-    """Positions (ascending) of the rows whose numbers hash like at least one other row's.
-
-    The hashes are sorted in place to find the repeated ones, then recomputed block by block to find
-    their rows: one hash array at a time, never a sorted copy beside it.
-    """
-    rows = len(columns[0])
-    hashes = _row_hashes(columns)
-    hashes.sort()
-    repeated = np.unique(hashes[1:][hashes[1:] == hashes[:-1]])
-    del hashes
-    if not repeated.size:
-        return np.zeros(0, dtype=np.int64)
-    found = []
-    for start in range(0, rows, HASH_BLOCK_ROWS):
-        block = _row_hashes(columns, start, min(start + HASH_BLOCK_ROWS, rows))
-        slot = np.minimum(np.searchsorted(repeated, block), repeated.size - 1)
-        found.append(np.flatnonzero(repeated[slot] == block) + start)
-    return np.concatenate(found)
-
-
-def _joined(parts: list[pd.api.extensions.ExtensionArray]) -> pd.Series:
-    """One Series of the values of ``parts``, in order."""
-    return pd.concat([pd.Series(part, copy=False) for part in parts], ignore_index=True)
-
-
-def _take_rows(parts: list[pd.api.extensions.ExtensionArray], rows: np.ndarray) -> pd.Series:
-    """Rows (ascending positions in the concatenation of ``parts``) taken part by part, without joining them."""
-    offsets = np.cumsum([0] + [len(part) for part in parts])
-    which = np.searchsorted(offsets, rows, side="right") - 1
-    bounds = np.flatnonzero(np.diff(which, prepend=-1, append=len(parts)))
-    return _joined([parts[which[a]].take(rows[a:b] - offsets[which[a]]) for a, b in zip(bounds[:-1], bounds[1:])])
-
-
-def _same_id(one: object, other: object) -> bool:
-    """Whether two cleaned ids are equal, a missing id being equal to a missing one (as in duplicated())."""
-    return one is other or (one is not pd.NA and other is not pd.NA and one == other)
-
-
-def _equal_to_first(columns: list[np.ndarray], ids: list[object]) -> np.ndarray | None:
-    """``duplicated()`` of the rows made of ``ids`` and numeric ``columns`` (the first column hashing the ids):
-    rows are grouped by hash and each is compared with its group's first row (missing equals missing).
-    None if a hash collision put unequal rows together."""
-    rows = len(ids)
-    order = np.argsort(_row_hashes(columns), kind="stable")  # by hash, then by position
-    ordered = _row_hashes([values[order] for values in columns])
-    starts = np.ones(rows, dtype=bool)
-    starts[1:] = ordered[1:] != ordered[:-1]
-    first = order[np.maximum.accumulate(np.where(starts, np.arange(rows), 0))]
-    for values in columns:
-        mine, theirs = values[order], values[first]
-        same = mine == theirs
-        if values.dtype.kind == "f":
-            same |= np.isnan(mine) & np.isnan(theirs)
-        if not same.all():
-            return None
-    later = order[~starts]
-    if not all(_same_id(ids[row], ids[head]) for row, head in zip(later, first[~starts])):
-        return None
-    duplicated = np.zeros(rows, dtype=bool)
-    duplicated[later] = True
-    return duplicated
-
-
-def _duplicated(ids: list[pd.api.extensions.ExtensionArray], numbers: dict[str, np.ndarray]) -> np.ndarray:
-    """Whole-row duplicates (first occurrence kept) of the rows made of ``ids`` (per-file parts, compared once
-    cleaned) and ``numbers``, exactly as ``DataFrame.duplicated()`` says, in a fraction of its memory.
-
-    Equal rows have equal numbers, so only rows whose numbers hash like another row's can be duplicates;
-    those few are compared value by value. Should a hash collision ever mix unequal rows, pandas decides for
-    them instead.
-    """
-    rows = len(next(iter(numbers.values())))
-    duplicated = np.zeros(rows, dtype=bool)
-    if rows < 2:
-        return duplicated
-    candidates = _rows_sharing_a_hash(list(numbers.values()))
-    if candidates.size:
-        candidate_ids = _clean_ids(_take_rows(ids, candidates))
-        id_values = candidate_ids.tolist()
-        id_hashes = np.fromiter(map(hash, id_values), dtype=np.int64, count=len(id_values))
-        columns = [id_hashes, *(values[candidates] for values in numbers.values())]
-        found = _equal_to_first(columns, id_values)
-        if found is None:
-            found = pd.DataFrame({ID_COLUMN: candidate_ids,
-                                  **{name: values[candidates] for name, values in numbers.items()}}).duplicated()
-        duplicated[candidates] = found
-    return duplicated
-
-
-def merge_frames(frames: list[pd.DataFrame], names: list[str]) -> tuple[pd.DataFrame, pd.Series, np.ndarray]:
-    """Merge frames from :func:`check_schema` once (see :class:`MergedFrames`): the merged frame without
-    whole-row duplicates (first occurrence wins, frames in order), each kept row's source, per-frame dropped counts."""
-    merged = MergedFrames(sum(len(frame) for frame in frames))
-    for frame in frames:
-        merged.add(*_columns_of(frame))
-    return merged.merge(names)
-
-
-def _expected_rows(files: list[DataFile]) -> int:
-    """Room to reserve for the rows of ``files``: a row takes at least 10 bytes (``a,0,0,0,0`` and a newline)."""
-    return min(sum(file.size_bytes for file in files) // 10 + len(files), 1 << 26)
-
-
-BATCH_BYTES = 1 << 20  # CSV bytes parsed in one read_csv: many small files at once, memory still bounded
-NUMBER_BYTES = frozenset(b"0123456789+-.eE")
-NA_MARKERS = frozenset({  # read_csv's default missing-value markers
-    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A", "NA",
-    "NULL", "NaN", "None", "n/a", "nan", "null",
-})
-
-
-def _surely_text(value: bytes) -> bool:
-    """True when read_csv can only take ``value`` as text (no number, infinity or missing-value marker): a
-    column holding it is read as text whatever its other values, alone or parsed together with other files."""
-    if all(byte in NUMBER_BYTES for byte in value) or value.lower().lstrip(b"+-") in (b"inf", b"infinity", b"nan"):
-        return False
-    return value.decode("ascii") not in NA_MARKERS
-
-
-class _PlainCsv(NamedTuple):
-    """A CSV file that can be parsed together with others: its header line and its data lines."""
-
-    file: DataFile
-    header: bytes
-    body: bytes
-    rows: int
-
-
-def _batchable(file: DataFile, raw: bytes) -> _PlainCsv | None:
-    """The file as a :class:`_PlainCsv` when parsing it with others gives what parsing it alone would: trimmed
-    ASCII text, the schema's header, and a first id that is surely text (so its ids are text either way)."""
-    if file.path.suffix.lower() != ".csv" or not _plain_text(raw) or not _trimmed_text(raw):
-        return None
-    names = _header_names(raw)
-    header, _, body = raw.partition(b"\n")
-    lines = [line for line in body.split(b"\n") if line.rstrip(b"\r")]  # read_csv skips blank lines
-    if names is None or not lines:
-        return None
-    first = lines[0].rstrip(b"\r").split(b",")
-    if len(first) != len(COLUMNS) or not _surely_text(first[names.index(ID_COLUMN)]):
-        return None
-    return _PlainCsv(file, header.rstrip(b"\r"), body if body.endswith(b"\n") else body + b"\n", len(lines))
-
-
-def _parse_batch(batch: list[_PlainCsv]) -> tuple[pd.Series, NumberColumns] | None:
-    """The ids and number columns of all files of ``batch`` (files with the same header line, in order) from
-    one read_csv; None unless every file meets the schema as parsed (each is then read on its own)."""
-    names = batch[0].header.decode("ascii").split(",")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", pd.errors.ParserWarning)
-            frame = pd.read_csv(io.BytesIO(b"".join(part.body for part in batch)), header=None)
-    except (pd.errors.ParserWarning, pd.errors.ParserError, ValueError):
-        return None
-    columns = _columns_as_read(frame, names) if len(frame) == sum(part.rows for part in batch) else None
-    if columns is None or any(values.dtype.kind == "u" for values in columns[1].values()):
-        return None
-    return columns
-
-
-class _FileReader:
-    """Reads files into :class:`MergedFrames` in name order, recording rejections; runs of plain CSV files
-    with one header line are parsed together (one read_csv per :data:`BATCH_BYTES`), the rest one by one."""
-
-    def __init__(self, merged: MergedFrames) -> None:
-        self.merged = merged
-        self.good: list[DataFile] = []
-        self.rejected: list[IngestionRecord] = []
-        self._batch: list[_PlainCsv] = []
-        self._batch_bytes = 0
-
-    def read(self, file: DataFile) -> None:
-        try:
-            raw = file.path.read_bytes() if file.path.suffix.lower() == ".csv" else None
-        except OSError as err:
-            self._reject(file, err)
-            return
-        plain = _batchable(file, raw) if raw is not None else None
-        if plain is None or (self._batch and (plain.header != self._batch[0].header
-                                              or self._batch_bytes >= BATCH_BYTES)):
-            self.finish()
-        if plain is None:
-            self._read_alone(file, raw)
-        else:
-            self._batch.append(plain)
-            self._batch_bytes += len(plain.body)
-
-    def finish(self) -> None:
-        """Read the files still waiting in the batch."""
-        batch, self._batch, self._batch_bytes = self._batch, [], 0
-        parsed = _parse_batch(batch) if batch else None
-        if parsed is None:
-            for part in batch:
-                self._read_alone(part.file, None)
-            return
-        self.merged.add(*parsed, lengths=[part.rows for part in batch])
-        self.good.extend(part.file for part in batch)
-
-    def _read_alone(self, file: DataFile, raw: bytes | None) -> None:
-        try:
-            self.merged.add(*read_schema_columns(file.path, raw))
-            self.good.append(file)
-        except (DataFileError, OSError) as err:
-            self._reject(file, err)
-
-    def _reject(self, file: DataFile, err: Exception) -> None:
-        if isinstance(err, DataFileError):
-            log.warning("rejected %s: %s %s", file.path, file.name, err)
-            self.rejected.append(_record(file, "rejected", reason=f"{file.name} {err}"))
-        else:
-            log.warning("rejected %s: cannot read it (%s)", file.path, err.strerror)
-            self.rejected.append(_record(file, "rejected", reason=f"{file.name} cannot be read: {err.strerror}"))
-
-
-def _read_accepted(
-    files: list[DataFile], store: RecordsStore, merged: MergedFrames
-) -> tuple[list[DataFile], list[IngestionRecord]]:
-    """Read every file into ``merged``, skipping known-bad ones; returns the good files and rejection records."""
-    reader = _FileReader(merged)
+def files_to_read(files: list[DataFile], store: RecordsStore) -> list[DataFile]:
+    """The files to read: all but those rejected before with the same name and content (they stay rejected)."""
     earlier = store.rejection_reasons([file.key for file in files])
     for file in files:
         if file.key in earlier:
             log.info("skipped %s: rejected before and unchanged (%s)", file.path, earlier[file.key])
-        else:
-            reader.read(file)
-    reader.finish()
-    return reader.good, reader.rejected
+    return [file for file in files if file.key not in earlier]
+
+
+def ingestion_records(result: ReadResult) -> list[IngestionRecord]:
+    """One record per file read, accepted or rejected, by file name."""
+    accepted = [
+        _record(file, "accepted", rows_read=read, rows_kept=read - dropped, duplicates_dropped=dropped)
+        for file, read, dropped in zip(result.accepted, result.rows_read, result.duplicates)
+    ]
+    rejected = [_record(r.file, "rejected", reason=r.reason) for r in result.rejected]
+    return sorted(accepted + rejected, key=lambda record: record.file_name)
 
 
 def write_outputs(settings: Settings, data: pd.DataFrame, accepted: list[str]) -> None:
@@ -520,28 +93,21 @@ def merge_multiple_dataframe(settings: Settings, store: RecordsStore, run_id: in
     """
     folder = settings.input_folder_path
     files = scan_folder(folder, store)
-    merged = MergedFrames(_expected_rows(files))
-    good, rejected = _read_accepted(files, store, merged)
-    if not good:
-        store.record_ingestions(rejected, run_id)
+    result = read_files(files_to_read(files, store), settings.ingestion_reader)
+    records = ingestion_records(result)
+    if not result.accepted:
+        store.record_ingestions(records, run_id)
         raise UserFacingError(
-            f"no valid data files in {folder} ({len(files)} file(s) there, {len(rejected)} rejected now); "
+            f"no valid data files in {folder} ({len(files)} file(s) there, {len(result.rejected)} rejected now); "
             "add CSV files with columns " + ", ".join(COLUMNS)
         )
-    names = [f.name for f in good]
-    data, source, dropped = merged.merge(names)
-    accepted = [
-        _record(f, "accepted", rows_read=read, rows_kept=read - int(d), duplicates_dropped=int(d))
-        for f, read, d in zip(good, merged.lengths, dropped)
-    ]
-    write_outputs(settings, data, names)
-    records = sorted(accepted + rejected, key=lambda r: r.file_name)
+    write_outputs(settings, result.data, [file.name for file in result.accepted])
     store.record_ingestions(records, run_id)
     log.info(
         "ingested %d file(s) from %s: %d rows kept, %d duplicate(s) dropped, %d file(s) rejected",
-        len(good), folder, len(data), int(dropped.sum()), len(rejected),
+        len(result.accepted), folder, len(result.data), sum(result.duplicates), len(result.rejected),
     )
-    return IngestionResult(data=data, source=source, records=records)
+    return IngestionResult(data=result.data, source=result.source, records=records)
 
 
 def main() -> None:

@@ -22,9 +22,9 @@ from matplotlib.figure import Figure, SubFigure
 from matplotlib.layout_engine import ConstrainedLayoutEngine
 from sklearn.metrics import confusion_matrix
 
-from deployment import DeployedModel, load_deployed_model
+from risk.deployed import DeployedModel, load_deployed_model
 from diagnostics import model_predictions
-from history import (
+from risk.overview import (
     API_RETURNS_NAME,
     Overview,
     build_overview,
@@ -34,9 +34,8 @@ from history import (
     format_time,
     summary_rows,
 )
-from ingestion import TARGET
-from plots import (
-    CLASS_LABELS,  # noqa: F401  (re-exported: the labels of the confusion matrix)
+from risk.schema import TARGET
+from risk.plots import (
     confusion_matrix_of,
     confusion_matrix_title,
     draw_confusion_matrix,
@@ -46,10 +45,11 @@ from plots import (
     draw_timings,
     figure_bytes,
 )
-from plumbing import atomic_write, atomic_write_bytes, make_parser, run_script
-from records import RecordsStore, with_store
-from scoring import read_test_data
-from settings import Settings
+from risk.files import atomic_write, atomic_write_bytes
+from risk.cli import make_parser, run_script
+from risk.store import RecordsStore, with_store
+from risk.datasets import read_test_data
+from risk.config import Settings
 
 log = logging.getLogger("reporting")
 logging.getLogger("fontTools").setLevel(logging.WARNING)  # its font subsetting logs every table at INFO
@@ -164,15 +164,15 @@ def _table(axes: Axes, title: str, header: Sequence[str], rows: Sequence[Sequenc
 
 
 def _facts(overview: Overview) -> list[tuple[str, str]]:
-    record, evaluation = overview.deployment or {}, overview.evaluation or {}
+    record, evaluation = overview.deployment, overview.evaluation or {}
     latest_check = overview.drift_checks[-1] if overview.drift_checks else None
     facts = [
         ("deployed version", overview.version or "none"),
         ("made current at", format_time(overview.deployed_at)),
         ("trained at", format_time(overview.trained_at)),
-        ("trained with", f"scikit-learn {record.get('sklearn_version') or '?'}"),
-        ("trained on files", ", ".join(record.get("ingested_files") or []) or "-"),
-        ("test F1 at deployment", format_number(record.get("f1"))),
+        ("trained with", f"scikit-learn {(record.sklearn_version if record else None) or '?'}"),
+        ("trained on files", ", ".join(record.ingested_files if record else ()) or "-"),
+        ("test F1 at deployment", format_number(record.f1 if record else None)),
         ("precision / recall / F1", " / ".join(format_number(evaluation.get(k)) for k in ("precision", "recall", "f1"))
          if evaluation else "not evaluated yet"),
         ("test rows", str(evaluation.get("rows", "-"))),

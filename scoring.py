@@ -13,11 +13,12 @@ from typing import Any
 import pandas as pd
 from sklearn.metrics import f1_score
 
-from ingestion import FEATURES, TARGET, DataFileError, read_data_file
-from modelfiles import SCORE_NAME, load_model, write_score
-from plumbing import UserFacingError, make_parser, run_script
-from records import RecordsStore, with_store
-from settings import Settings
+from risk.datasets import read_test_data
+from risk.schema import FEATURES, TARGET
+from risk.modelfiles import SCORE_NAME, load_model, write_score
+from risk.cli import make_parser, run_script
+from risk.store import RecordsStore, with_store
+from risk.config import Settings
 
 log = logging.getLogger("scoring")
 
@@ -25,17 +26,6 @@ def f1_on_frame(model: Any, frame: pd.DataFrame) -> float:
     """F1 of ``model`` on a labelled frame (0.0 when there are no true or predicted positives)."""
     predicted = model.predict(frame[list(FEATURES)])
     return float(f1_score(frame[TARGET], predicted, zero_division=0))
-
-
-def read_test_data(settings: Settings) -> pd.DataFrame:
-    """The test CSV, schema-checked; UserFacingError naming the file otherwise."""
-    path = settings.test_data_file
-    try:
-        return read_data_file(path)
-    except FileNotFoundError:
-        raise UserFacingError(f"test data {path} does not exist; check test_data_path in the config") from None
-    except DataFileError as err:
-        raise UserFacingError(f"test data {path} {err}") from None
 
 
 def score_model(settings: Settings, store: RecordsStore) -> float:

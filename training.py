@@ -19,28 +19,19 @@ import pandas as pd
 import sklearn
 from sklearn.pipeline import Pipeline
 
-from datadrift import DriftConfig, build_reference
-from datafiles import FINAL_DATA_NAME
-from ingestion import FEATURES, TARGET, DataFileError, check_schema, feature_arrays
-from modelfiles import MODEL_NAME, REFERENCE_NAME, save_model, write_reference
-from plumbing import UserFacingError, make_parser, run_script, sha256_file, utc_now
-from settings import Settings
+from risk.datadrift import DriftConfig, build_reference
+from risk.inputscan import FINAL_DATA_NAME
+from risk.datasets import read_training_data
+from risk.schema import FEATURES, TARGET, feature_arrays
+from risk.modelfiles import MODEL_NAME, REFERENCE_NAME, save_model, write_reference
+from risk.errors import UserFacingError
+from risk.cli import make_parser, run_script
+from risk.files import sha256_file
+from risk.clock import utc_now
+from risk.config import Settings
 from risk.model import build_model  # noqa: F401  (the course's model)
 
 log = logging.getLogger("training")
-
-def read_training_data(path: Path) -> pd.DataFrame:
-    """``finaldata.csv``, schema-checked; UserFacingError if it is missing or unusable."""
-    if not path.exists():
-        raise UserFacingError(f"{path} does not exist; run ingestion.py first")
-    try:
-        frame = check_schema(pd.read_csv(path))
-    except DataFileError as err:
-        raise UserFacingError(f"{path} {err}") from None
-    if frame[TARGET].nunique() < 2:
-        raise UserFacingError(f"{path} holds only {TARGET}={frame[TARGET].iloc[0]}; training needs both 0 and 1")
-    return frame
-
 
 def training_reference(model: Pipeline, frame: pd.DataFrame, settings: Settings) -> dict[str, Any]:
     """The data drift reference of a model fitted on ``frame`` (see datadrift.build_reference)."""
@@ -55,7 +46,7 @@ def train_model(settings: Settings) -> dict[str, Any]:
     Returns the metadata.
     """
     data_path = settings.output_folder_path / FINAL_DATA_NAME
-    frame = read_training_data(data_path)
+    frame = read_training_data(settings)
     model = build_model(settings.model)
     model.fit(frame[list(FEATURES)], frame[TARGET])
     reference = write_reference(settings.output_model_path, training_reference(model, frame, settings))

@@ -5,7 +5,7 @@ folder; see README, "The API", for the full command and a systemd unit.
 """
 
 from app import create_app
-from plumbing import setup_logging
+from risk.logs import setup_logging
 
 setup_logging()
 app = create_app()

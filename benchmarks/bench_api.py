@@ -40,9 +40,9 @@ for folder in (REPO, BENCH_DIR):
         sys.path.insert(0, str(folder))
 
 from bench_tick import build_project  # noqa: E402
-from deployment import load_deployed_model  # noqa: E402
-from ingestion import FEATURES  # noqa: E402
-from settings import load_config  # noqa: E402
+from risk.deployed import load_deployed_model  # noqa: E402
+from risk.schema import FEATURES  # noqa: E402
+from risk.config import load_config  # noqa: E402
 
 ONE_ROW = [{"corporation": "abcd", "lastmonth_activity": 234, "lastyear_activity": 3, "number_of_employees": 10}]
 ROUNDS = 2

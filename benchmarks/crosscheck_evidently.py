@@ -33,8 +33,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import datadrift  # noqa: E402  (numpy and scipy only)
-from datadrift import DRIFT, INSUFFICIENT, DriftConfig  # noqa: E402
+from risk import datadrift  # noqa: E402  (numpy and scipy only)
+from risk.datadrift import DRIFT, INSUFFICIENT, DriftConfig  # noqa: E402
 
 FEATURES = ("a", "b", "c")
 P_VALUE_METHODS = ("ks",)  # Evidently names a method it chose by default "K-S p_value"; one we chose, "ks"

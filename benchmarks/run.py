@@ -141,8 +141,8 @@ def ingest_once(approach: str, data: str, scratch: str) -> dict[str, Any]:
     rows_in = sum(1 for path in files for _ in path.open("rb")) - len(files)
     if approach == "ours":
         import ingestion
-        from records import RecordsStore
-        from settings import load_config
+        from risk.store import RecordsStore
+        from risk.config import load_config
 
         settings = load_config(_write_config(out, input_folder_path=str(folder)))
         store = RecordsStore(settings.records_db_path)
@@ -210,11 +210,11 @@ def train_and_score_once(config: str) -> dict[str, Any]:
     from sklearn.metrics import f1_score
 
     import training
-    from datafiles import FINAL_DATA_NAME
-    from ingestion import FEATURES, TARGET
-    from modelfiles import load_model
+    from risk.inputscan import FINAL_DATA_NAME
+    from risk.schema import FEATURES, TARGET
+    from risk.modelfiles import load_model
     from scoring import f1_on_frame
-    from settings import load_config
+    from risk.config import load_config
 
     settings = load_config(config)
     path = settings.output_folder_path / FINAL_DATA_NAME
@@ -276,8 +276,8 @@ def bench_training(folder: Path, work: Path, env: dict[str, str]) -> dict[str, A
 
 def _last_run_timings(config: Path) -> tuple[str, dict[str, float]]:
     """Outcome and step timings of the newest fullprocess run, from its summary in the records store."""
-    from records import RecordsStore
-    from settings import load_config
+    from risk.store import RecordsStore
+    from risk.config import load_config
 
     with RecordsStore(load_config(config).records_db_path, readonly=True) as store:
         run = store.runs(limit=1)[0]
@@ -292,7 +292,7 @@ def _last_run_timings(config: Path) -> tuple[str, dict[str, float]]:
 
 def _diagnostics_timing(config: Path) -> float:
     """Seconds the diagnostics step spent re-running ingestion.py and training.py (execution_time)."""
-    from settings import load_config
+    from risk.config import load_config
 
     snapshot = json.loads((load_config(config).output_model_path / "diagnostics.json").read_text())
     return sum(seconds or 0.0 for seconds in snapshot["execution_time_seconds"].values())

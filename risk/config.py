@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 CODE_DIR = Path(__file__).resolve().parents[1]  # the project folder: the course scripts and config.json
 DEFAULT_CONFIG_NAME = "config.json"
 DRIFT_TESTS = ("raw", "parametric", "nonparametric")
+INGESTION_READERS = ("fast", "plain")  # risk/fastread.py: the same result, the fast one in less memory
 PENALTY_L1_RATIO = {"l2": 0.0, "l1": 1.0}
 SOLVER_PENALTIES = {  # which penalties each LogisticRegression solver supports
     "liblinear": ("l1", "l2"),
@@ -76,6 +77,7 @@ class Settings(NamedTuple):
     model: ModelParams = ModelParams()
     drift_test: str = "raw"
     drift_history_size: int = 20
+    ingestion_reader: str = "fast"
     api_url: str = "http://127.0.0.1:8000/"
     api_timeout_seconds: float = 5.0
     package_index_url: str = "https://pypi.org/pypi"
@@ -256,6 +258,7 @@ REQUIRED_PATH_KEYS = {
 OPTIONAL_KEYS: dict[str, Callable[[Any], Any]] = {
     "drift_test": _one_of(*DRIFT_TESTS),
     "drift_history_size": _history_size,
+    "ingestion_reader": _one_of(*INGESTION_READERS),
     "api_url": _http_url,
     "api_timeout_seconds": _positive_number,
     "package_index_url": _http_url,

@@ -20,8 +20,8 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from records import RecordsStore  # noqa: E402
-from settings import Settings, load_config  # noqa: E402
+from risk.store import RecordsStore  # noqa: E402
+from risk.config import Settings, load_config  # noqa: E402
 
 DATA_FOLDERS = ("practicedata", "sourcedata", "testdata")
 COLUMNS = "corporation,lastmonth_activity,lastyear_activity,number_of_employees,exited"

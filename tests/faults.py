@@ -19,9 +19,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import deployment  # noqa: E402
-from plumbing import run_lock  # noqa: E402
-from records import RecordsStore  # noqa: E402
-from settings import load_config  # noqa: E402
+from risk.lock import run_lock  # noqa: E402
+from risk.store import RecordsStore  # noqa: E402
+from risk.config import load_config  # noqa: E402
 
 
 def die() -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from apicalls import REPORT_NAME, EndpointFailed, call_all_endpoints
 from conftest import Project, free_port, serve
-from deployment import read_record
+from risk.versions import read_record
 
 pytestmark = pytest.mark.slow
 

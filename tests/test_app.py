@@ -26,10 +26,11 @@ import requests
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
 from conftest import COLUMNS, REPO, Project, free_port, serve, wait_for_http
-from deployment import CURRENT_LINK, VERSIONS_DIR, current_version, load_deployed_model, read_record
-from diagnostics import predict_frame
-from ingestion import read_data_file
-from records import RecordsStore
+from risk.versions import CURRENT_LINK, VERSIONS_DIR, current_version, read_record
+from risk.deployed import load_deployed_model
+from risk.predict import predict_frame
+from risk.schema import read_data_file
+from risk.store import RecordsStore
 
 pytestmark = pytest.mark.slow
 
@@ -101,7 +102,7 @@ def error_of(response: requests.Response, status: int) -> str:
 def expected_predictions(project: Project, path: Path) -> list[dict[str, Any]]:
     """What the deployed model predicts for a file, computed here through the pipeline's own functions."""
     frame = read_data_file(path)
-    result = predict_frame(frame, load_deployed_model(project.settings(project.practice_config)))
+    result = predict_frame(frame, load_deployed_model(project.settings(project.practice_config)).model
     return [{"corporation": c, "prediction": int(p), "probability": pytest.approx(q, rel=1e-9)}
             for c, p, q in zip(frame["corporation"], result["prediction"], result["probability"])]
 
@@ -170,7 +171,7 @@ def test_json_records(url: str, api_project: Project) -> None:
 
 def test_json_records_without_corporation_and_a_single_record(url: str, api_project: Project) -> None:
     deployed = load_deployed_model(api_project.settings(api_project.practice_config))
-    expected = predict_frame(pd.DataFrame([ONE_ROW]), deployed)
+    expected = predict_frame(pd.DataFrame([ONE_ROW]), deployed.model)
     for body in ([ONE_ROW], ONE_ROW):
         response = requests.post(f"{url}/prediction", json=body, timeout=30)
         assert response.status_code == 200, response.text
@@ -186,7 +187,7 @@ def test_empty_cells_are_imputed_by_the_model_and_flagged(url: str, api_project:
     assert response.status_code == 200, response.text
     first, second = response.json()["predictions"]
     assert "imputed" not in first and second["imputed"] == ["lastyear_activity"]
-    expected = predict_frame(pd.read_csv(api_project.root / "testdata" / "emptycell.csv"), deployed)
+    expected = predict_frame(pd.read_csv(api_project.root / "testdata" / "emptycell.csv"), deployed.model)
     assert second["probability"] == pytest.approx(float(expected["probability"][1]))
     response = requests.post(f"{url}/prediction", json=[{**ONE_ROW, "lastyear_activity": None,
                                                          "number_of_employees": None}], timeout=30)
@@ -350,10 +351,10 @@ def test_scoring_serves_the_recorded_f1(url: str, api_project: Project) -> None:
     record = read_record(settings, "v0001")
     body = requests.get(f"{url}/scoring", timeout=30).json()
     assert body["model_version"] == "v0001"
-    assert body["f1"] == pytest.approx(record["f1"])
-    assert body["deployed_at"] == record["deployed_at"]
+    assert body["f1"] == pytest.approx(record.f1)
+    assert body["deployed_at"] == record.deployed_at
     with RecordsStore(settings.records_db_path, readonly=True) as store:
-        test_scores = [s for s in store.scores() if s["kind"] == "test" and s["model_sha256"] == record["model_sha256"]]
+        test_scores = [s for s in store.scores() if s["kind"] == "test" and s["model_sha256"] == record.model_sha256]
     assert body["scored_at"] == test_scores[0]["scored_at"]
     assert body["test_data"] == TEST_CSV
 
@@ -392,7 +393,7 @@ def test_health(url: str, api_project: Project) -> None:
     body = requests.get(f"{url}/health", timeout=30).json()
     record = read_record(api_project.settings(api_project.practice_config), "v0001")
     assert body["status"] == "ok" and body["model_version"] == "v0001"
-    assert body["deployed_at"] == record["deployed_at"]
+    assert body["deployed_at"] == record.deployed_at
     assert body["model_age_seconds"] >= 0
     assert "model_problem" not in body
 
@@ -424,8 +425,8 @@ def test_metrics_add_up_across_gunicorn_workers(gunicorn_url: str, api_project: 
     assert delta("risk_api_request_duration_seconds_count", endpoint="/scoring") == 12
     record = read_record(api_project.settings(api_project.practice_config), "v0001")
     assert metric(after, "risk_deployed_model_info", version="v0001") == 1
-    assert metric(after, "risk_deployed_model_f1") == pytest.approx(record["f1"])
-    assert metric(after, "risk_latest_f1", kind="test") == pytest.approx(record["f1"])
+    assert metric(after, "risk_deployed_model_f1") == pytest.approx(record.f1)
+    assert metric(after, "risk_latest_f1", kind="test") == pytest.approx(record.f1)
 
 
 # --- nothing deployed, a tampered version, the token ---

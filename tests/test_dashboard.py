@@ -18,9 +18,9 @@ import pytest
 import requests
 
 from conftest import REPO, Project, serve
-from deployment import current_version
-from history import format_number
-from records import HISTORY_KINDS, RecordsStore
+from risk.versions import current_version
+from risk.overview import format_number
+from risk.store import HISTORY_KINDS, RecordsStore
 
 pytestmark = pytest.mark.slow
 

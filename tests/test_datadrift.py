@@ -11,14 +11,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import datadrift
+from risk import datadrift
 import diagnostics
-from datadrift import DRIFT, INSUFFICIENT, NO_DRIFT, NO_REFERENCE, WATCH, DriftConfig
-from deployment import load_deployed_model, read_record
-from ingestion import FEATURES, read_data_file
-from modelfiles import METADATA_NAME, REFERENCE_NAME, ModelIntegrityError, read_metadata
-from plumbing import sha256_file
-from settings import ConfigError, load_config
+from risk.datadrift import DRIFT, INSUFFICIENT, NO_DRIFT, NO_REFERENCE, WATCH, DriftConfig
+from risk.deployed import load_deployed_model
+from risk.versions import read_record
+from risk.schema import FEATURES, read_data_file
+from risk.modelfiles import METADATA_NAME, REFERENCE_NAME, ModelIntegrityError, read_metadata
+from risk.files import sha256_file
+from risk.config import ConfigError, load_config
 
 from conftest import Project
 

@@ -15,19 +15,15 @@ import pandas as pd
 import pytest
 
 from conftest import REPO, Project
-from deployment import (
-    current_version,
-    list_versions,
-    load_deployed_model,
-    rollback,
-    store_model_into_pickle,
-    versions_dir,
-)
+from risk.versions import current_version, list_versions, versions_dir
+from risk.deployed import load_deployed_model
+from deployment import rollback, store_model_into_pickle
 from ingestion import merge_multiple_dataframe
-from modelfiles import ModelIntegrityError, read_score
-from plumbing import UserFacingError, run_lock
+from risk.modelfiles import ModelIntegrityError, read_score
+from risk.errors import UserFacingError
+from risk.lock import run_lock
 from scoring import score_model
-from settings import Settings
+from risk.config import Settings
 from training import train_model
 
 
@@ -58,7 +54,7 @@ def assert_consistent(settings: Settings) -> str:
     assert sha256(prod / "trainedmodel.pkl") == deployed.sha256
     assert read_score(prod / "latestscore.txt") == deployed.score
     assert (prod / "ingestedfiles.txt").read_text().split() == deployed.ingested_files
-    for name, digest in deployed.record["files"].items():
+    for name, digest in deployed.record.files.items():
         assert sha256(deployed.path / name) == digest, name
     row = pd.DataFrame([{"lastmonth_activity": 1, "lastyear_activity": 2, "number_of_employees": 3}])
     assert deployed.model.predict(row).shape == (1,)
@@ -78,7 +74,7 @@ def test_a_version_holds_the_model_its_score_and_the_ingested_files(project: Pro
     deployed = load_deployed_model(settings)
     assert deployed.score == pytest.approx(4 / 7)
     assert deployed.ingested_files == ["dataset1.csv", "dataset2.csv"]
-    assert deployed.record["sklearn_version"] and deployed.record["trained_at"]
+    assert deployed.record.sklearn_version and deployed.record.trained_at
     with project.store() as store:
         assert store.deployments()[0] | {"deployed_at": None} == {
             "id": 1, "deployed_at": None, "action": "deploy", "version": "v0001", "previous_version": None,

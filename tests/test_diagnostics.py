@@ -22,9 +22,9 @@ from diagnostics import (
     requirement_names,
     run_diagnostics,
 )
-from deployment import load_deployed_model
-from ingestion import FEATURES, DataFileError
-from modelfiles import installed_version
+from risk.deployed import load_deployed_model
+from risk.schema import FEATURES, DataFileError
+from risk.modelfiles import installed_version
 
 
 @pytest.mark.slow

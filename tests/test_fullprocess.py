@@ -13,10 +13,11 @@ import pandas as pd
 import pytest
 
 from conftest import COLUMNS, REPO, Project
-from deployment import current_version, load_deployed_model, versions_dir
+from risk.versions import current_version, versions_dir
+from risk.deployed import load_deployed_model
 from fullprocess import drift_decision
-from ingestion import FEATURES
-from plumbing import run_lock
+from risk.schema import FEATURES
+from risk.lock import run_lock
 from scoring import f1_on_frame
 
 COURSE_ARTIFACTS = (

@@ -9,11 +9,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from datafiles import FINAL_DATA_NAME
-from deployment import current_version, load_deployed_model
+from risk.inputscan import FINAL_DATA_NAME
+from risk.versions import current_version
+from risk.deployed import load_deployed_model
 from diagnostics import SNAPSHOT_NAME
-from ingestion import FEATURES, TARGET
-from modelfiles import METADATA_NAME, REFERENCE_NAME, read_reference
+from risk.schema import FEATURES, TARGET
+from risk.modelfiles import METADATA_NAME, REFERENCE_NAME, read_reference
 
 from conftest import Project
 

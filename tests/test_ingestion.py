@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 
 from conftest import COLUMNS, Project
-from ingestion import DataFileError, check_schema, merge_multiple_dataframe, parse_csv_text
-from plumbing import UserFacingError
+from risk.schema import DataFileError, check_schema, parse_csv_text
+from ingestion import merge_multiple_dataframe
+from risk.errors import UserFacingError
 
 # The practice data, checked by hand: dataset2.csv repeats 10 rows of dataset1.csv.
 PRACTICE_FILES = {"dataset1.csv": (17, 17, 0), "dataset2.csv": (19, 9, 10)}  # rows read, kept, duplicates

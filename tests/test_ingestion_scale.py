@@ -13,10 +13,12 @@ import pandas as pd
 import pytest
 
 from conftest import COLUMNS, Project
-from datafiles import scan_folder
-from ingestion import DataFileError, IngestionResult, merge_frames, merge_multiple_dataframe, read_data_file
-from plumbing import sha256_file
-from records import IngestionRecord, RecordsStore
+from risk.inputscan import scan_folder
+from risk.schema import DataFileError, read_data_file
+from ingestion import IngestionResult, merge_multiple_dataframe
+from risk.fastread import ColumnBuffer, merge_frames
+from risk.files import sha256_file
+from risk.store import IngestionRecord, RecordsStore
 
 HEADER = COLUMNS.encode()
 
@@ -111,7 +113,9 @@ def assert_same_as_reference(project: Project, result: IngestionResult) -> None:
     pd.testing.assert_frame_equal(written, pd.read_csv(pd.io.common.StringIO(data.to_csv(index=False))))
 
 
-def test_every_kind_of_file_gives_what_the_one_file_reader_gives(project: Project) -> None:
+@pytest.mark.parametrize("reader", ["fast", "plain"])
+def test_every_kind_of_file_gives_what_the_one_file_reader_gives(project: Project, reader: str) -> None:
+    project.edit_config(ingestion_reader=reader)
     fill_source(project, FILES)
     result = ingest(project)
     assert_same_as_reference(project, result)
@@ -122,9 +126,9 @@ def test_every_kind_of_file_gives_what_the_one_file_reader_gives(project: Projec
 
 
 def test_files_parsed_together_in_small_batches_give_the_same(project: Project, monkeypatch) -> None:  # noqa: ANN001
-    import ingestion
+    from risk import fastread
 
-    monkeypatch.setattr(ingestion, "BATCH_BYTES", 60)  # a batch closes after every file or two
+    monkeypatch.setattr(fastread, "BATCH_BYTES", 60)  # a batch closes after every file or two
     fill_source(project, FILES)
     assert_same_as_reference(project, ingest(project))
 
@@ -224,12 +228,12 @@ def test_bulk_lookups_answer_as_the_single_ones(tmp_path: Path) -> None:
 
 
 def test_merged_frames_grow_past_the_rows_expected_and_promote_numbers_as_concat_does() -> None:
-    from ingestion import MergedFrames, check_schema, parse_csv_text
+    from risk.schema import check_schema, parse_csv_text
 
     texts = [f"{COLUMNS}\n" + "".join(f"id{i % 7},{i},{i % 3},{value},{i % 2}\n" for i in range(50))
              for value in ("1", "2.5", "3")]
     frames = [check_schema(parse_csv_text(text)) for text in texts]
-    merged = MergedFrames(expected_rows=1)
+    merged = ColumnBuffer(expected_rows=1)
     for frame in frames:
         merged.add(frame["corporation"], {name: frame[name].to_numpy() for name in frames[0].columns[1:]})
     data, source, dropped = merged.merge(["a", "b", "c"])

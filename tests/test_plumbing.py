@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from conftest import REPO
-from plumbing import LOG_BACKUPS, LOG_MAX_BYTES, log_file_handler
+from risk.logs import LOG_BACKUPS, LOG_MAX_BYTES, log_file_handler
 
 
 def write_line(path: Path, message: str) -> None:

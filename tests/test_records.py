@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, Project, flipped_rows
-from plumbing import sha256_file
-from records import SCHEMA_VERSION, RecordsStore
+from risk.files import sha256_file
+from risk.store import SCHEMA_VERSION, RecordsStore
 
 # The schema as released at version 1 (MIGRATIONS[0]), frozen here so the migration test keeps testing an
 # upgrade from a real old database even if someone edits the code's copy by mistake.
@@ -252,7 +252,7 @@ WRITER = textwrap.dedent(
     import sys
     sys.path.insert(0, {repo!r})
     from pathlib import Path
-    from records import RecordsStore
+    from risk.store import RecordsStore
 
     store = RecordsStore(Path({db!r}))
     store.record_score("test", 0.5, 5, "committed.csv")

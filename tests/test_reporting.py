@@ -15,12 +15,13 @@ from matplotlib.dates import ConciseDateFormatter
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
-import plots
+from risk import plots
 import reporting
 from conftest import Project
-from deployment import current_version, load_deployed_model
-from history import build_overview, format_number
-from records import RecordsStore
+from risk.versions import current_version
+from risk.deployed import load_deployed_model
+from risk.overview import build_overview, format_number
+from risk.store import RecordsStore
 from reporting import confusion_on_test_data, plot_confusion_matrix
 
 BASE_PAGES = [

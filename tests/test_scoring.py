@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from conftest import Project
-from ingestion import FEATURES, merge_multiple_dataframe
-from modelfiles import load_model, read_score
+from risk.schema import FEATURES
+from ingestion import merge_multiple_dataframe
+from risk.modelfiles import load_model, read_score
 from scoring import read_test_data, score_model
 from training import train_model
 

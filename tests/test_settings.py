@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, Project
-from settings import ConfigError, load_config
+from risk.config import ConfigError, load_config
 
 
 def write_config(folder: Path, **changes: object) -> Path:

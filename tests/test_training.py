@@ -10,9 +10,10 @@ import pytest
 import sklearn
 
 from conftest import Project
-from ingestion import FEATURES, merge_multiple_dataframe
-from modelfiles import ModelIntegrityError, load_model
-from plumbing import UserFacingError
+from risk.schema import FEATURES
+from ingestion import merge_multiple_dataframe
+from risk.modelfiles import ModelIntegrityError, load_model
+from risk.errors import UserFacingError
 from training import train_model
 
 

@@ -13,7 +13,8 @@ import logging
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from plumbing import UserFacingError, atomic_write_bytes, atomic_write_text, sha256_bytes
+from risk.errors import UserFacingError
+from risk.files import atomic_write_bytes, atomic_write_text, sha256_bytes
 
 log = logging.getLogger("modelfiles")
 

@@ -24,9 +24,9 @@ import pandas as pd
 from flask import Request
 from werkzeug.datastructures import FileStorage, MultiDict
 
-from datafiles import DATA_SUFFIXES
-from ingestion import COLUMNS, FEATURES, DataFileError, decode_text, parse_csv_text, parse_json_records
-from settings import Settings
+from risk.schema import DATA_SUFFIXES
+from risk.schema import COLUMNS, FEATURES, DataFileError, decode_text, parse_csv_text, parse_json_records
+from risk.config import Settings
 
 PATH_KEYS = ("filepath", "file_path", "filename", "fname")
 URL_PATTERN = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*://|file:)")

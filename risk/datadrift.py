@@ -26,7 +26,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from scipy import stats
 
-from settings import Settings
+from risk.config import Settings
 
 REFERENCE_FORMAT = 1
 DRIFT = "drift"

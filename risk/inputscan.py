@@ -12,10 +12,9 @@ import os
 from pathlib import Path
 from typing import Iterable, NamedTuple
 
-from plumbing import sha256_file
-from records import RecordsStore
+from risk.files import sha256_file
+from risk.store import RecordsStore
 
-DATA_SUFFIXES = (".csv", ".json")
 FINAL_DATA_NAME = "finaldata.csv"
 INGESTED_FILES_NAME = "ingestedfiles.txt"
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, render_template, request
 
-from history import (
+from risk.overview import (
     API_RETURNS_NAME,
     Overview,
     build_overview,
@@ -28,8 +28,8 @@ from history import (
     format_time,
     summary_rows,
 )
-from records import HISTORY_KINDS, RecordsStore, reading
-from settings import Settings
+from risk.store import HISTORY_KINDS, RecordsStore, reading
+from risk.config import Settings
 
 log = logging.getLogger("dashboard")
 
@@ -114,7 +114,7 @@ def _plot_inputs(overview: Overview) -> str:
 
 def draw_plots(overview: Overview) -> dict[str, str | None]:
     """Every dashboard plot as an SVG data URI (None when there is nothing to draw), from plots.py."""
-    import plots  # matplotlib: only once the dashboard is asked for
+    from risk import plots  # matplotlib: only once the dashboard is asked for
 
     matrix = None
     if overview.evaluation:

@@ -19,7 +19,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure, SubFigure
 from matplotlib.ticker import MaxNLocator
 
-from plumbing import parse_utc
+from risk.clock import parse_utc
 
 FigureLike = Union[Figure, SubFigure]
 

@@ -16,10 +16,10 @@ import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NamedTuple, Sequence
 
-from plumbing import utc_now
+from risk.clock import utc_now
 
 if TYPE_CHECKING:
-    from settings import Settings
+    from risk.config import Settings
 
 BUSY_TIMEOUT_MS = 10_000
 LOOKUP_CHUNK = 300  # keys per bulk lookup query (3 x 300 parameters < SQLite's oldest limit of 999)

@@ -12,10 +12,11 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from deployment import current_version, read_record
-from plumbing import UserFacingError, utc_now
-from records import RecordsStore
-from settings import Settings
+from risk.versions import DeploymentRecord, current_version, read_record
+from risk.errors import UserFacingError
+from risk.clock import utc_now
+from risk.store import RecordsStore
+from risk.config import Settings
 
 log = logging.getLogger("history")
 
@@ -35,7 +36,7 @@ class Overview:
 
     generated_at: str
     version: str | None = None
-    deployment: dict[str, Any] | None = None
+    deployment: DeploymentRecord | None = None
     evaluation: dict[str, Any] | None = None
     deployments: list[dict[str, Any]] = field(default_factory=list)
     drift_checks: list[dict[str, Any]] = field(default_factory=list)
@@ -63,7 +64,7 @@ class Overview:
 
     @property
     def trained_at(self) -> str | None:
-        return (self.deployment or {}).get("trained_at")
+        return self.deployment.trained_at if self.deployment else None
 
     @property
     def deployed_at(self) -> str | None:
@@ -71,7 +72,7 @@ class Overview:
         switches = [row for row in self.deployments if row["version"] == self.version]
         if switches:
             return switches[-1]["deployed_at"]
-        return (self.deployment or {}).get("deployed_at")
+        return self.deployment.deployed_at if self.deployment else None
 
 
 def format_time(timestamp: str | None) -> str:
@@ -144,7 +145,7 @@ def read_api_returns(settings: Settings) -> str | None:
     return text
 
 
-def _deployment_record(settings: Settings, version: str | None, notes: list[str]) -> dict[str, Any] | None:
+def _deployment_record(settings: Settings, version: str | None, notes: list[str]) -> DeploymentRecord | None:
     if version is None:
         notes.append(f"no model is deployed in {settings.prod_deployment_path} yet; run fullprocess.py")
         return None
