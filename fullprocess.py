@@ -16,7 +16,8 @@ import logging
 import time
 from typing import Any, Callable, NamedTuple
 
-from risk.inputscan import DataFile, new_files, scan_folder
+from risk.inputscan import DataFile
+from risk.tick import look
 from risk.versions import current_version
 from risk.errors import UserFacingError
 from risk.cli import make_parser, run_script
@@ -269,17 +270,14 @@ def run_pipeline(settings: Settings) -> int:
     """One tick; call with the run lock held. Returns the exit code."""
     started = time.perf_counter()
     with RecordsStore(settings.records_db_path) as store:
-        files = scan_folder(settings.input_folder_path, store)
-        fresh = new_files(files, store)
-        deployed_version = current_version(settings)
-        if not fresh and deployed_version:
+        tick = look(settings, store)
+        fresh = tick.fresh
+        if tick.nothing_new:
             log.info(
                 "no new data in %s (%d file(s), all checked before); %s stays deployed; nothing to do",
-                settings.input_folder_path, len(files), deployed_version,
+                settings.input_folder_path, len(tick.files), tick.deployed_version,
             )
             return 0
-        if not files:
-            raise UserFacingError(f"no data files in {settings.input_folder_path} and no model deployed; add data")
         report = RunReport()
         run_id = store.start_run("fullprocess")
         report.add(f"run {run_id}: {len(fresh)} new file(s) in {settings.input_folder_path}: "

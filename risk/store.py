@@ -2,8 +2,12 @@
 
 Ingestions (per file), scores, drift decisions, deployments and diagnostics runs are rows here; the
 course's text artifacts are still written beside it. The schema is versioned with ``PRAGMA user_version``
-and migrated forward on open; WAL mode lets readers (the API) work while the cron run writes. Every
-public write is one transaction, so a run killed mid-write leaves no half record.
+and migrated forward on open. Every public write is one transaction, so a run killed mid-write leaves no half record.
+
+The store keeps SQLite's rollback journal (``journal_mode = DELETE``), not WAL: a reader (the API, the dashboard)
+opens it read-only and then needs no write access to its folder and creates no file, where WAL would have every
+reader create (or need write access to) the ``-shm`` and ``-wal`` files. Writes are a few small transactions per
+run, so readers waiting out a commit (``busy_timeout``) cost nothing anyone notices.
 
 Standard library only: the cron tick reads it to decide whether there is anything new.
 """
@@ -170,8 +174,8 @@ class RecordsStore:
         self._conn.row_factory = sqlite3.Row
         self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         if not readonly:
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute("PRAGMA synchronous = NORMAL")
+            self._conn.execute("PRAGMA journal_mode = DELETE")  # see the module docstring: readers write nothing
+            self._conn.execute("PRAGMA synchronous = FULL")
             self._conn.execute("PRAGMA foreign_keys = ON")
             self.migrate()
 
@@ -213,7 +217,7 @@ class RecordsStore:
 
     @contextlib.contextmanager
     def read_snapshot(self) -> Iterator[None]:
-        """Reads inside see one committed state (one read transaction; nests; WAL keeps writers unblocked)."""
+        """Reads inside see one committed state (one read transaction; nests)."""
         if self._conn.in_transaction:
             yield
             return

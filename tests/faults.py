@@ -1,6 +1,6 @@
 """Fault injection for the deployment tests: deploy in this process and SIGKILL it at a chosen point.
 
-    python tests/faults.py CONFIG POINT
+    python -m tests.faults CONFIG POINT      (from the project folder)
 
 POINT is where the process dies: ``mid-staging`` (after the first file is copied into the staging folder),
 ``before-switch`` (the new version folder is complete, ``current`` not yet switched), ``mid-switch`` (the new
@@ -16,12 +16,10 @@ import signal
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import deployment  # noqa: E402
-from risk.lock import run_lock  # noqa: E402
-from risk.store import RecordsStore  # noqa: E402
-from risk.config import load_config  # noqa: E402
+import deployment
+from risk.lock import run_lock
+from risk.store import RecordsStore
+from risk.config import load_config
 
 
 def die() -> None:

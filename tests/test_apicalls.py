@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from apicalls import REPORT_NAME, EndpointFailed, call_all_endpoints
-from conftest import Project, free_port, serve
+from tests.support import Project, free_port, serve
 from risk.versions import read_record
 
 pytestmark = pytest.mark.slow
@@ -47,7 +47,7 @@ def test_apicalls_writes_every_response(live: Project) -> None:
     assert prediction["model_version"] == "v0001" and prediction["source"] == "testdata/testdata.csv"
     assert prediction["rows"] == 5
     scoring = json.loads(calls["GET /scoring"][1])
-    assert scoring["f1"] == pytest.approx(read_record(settings, "v0001")["f1"])
+    assert scoring["f1"] == pytest.approx(read_record(settings, "v0001").f1)
     assert "summary_statistics" in json.loads(calls["GET /summarystats"][1])
     assert "execution_time_seconds" in json.loads(calls["GET /diagnostics"][1])
     assert "risk_api_requests_total" in calls["GET /metrics"][1]

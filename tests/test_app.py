@@ -25,7 +25,7 @@ import pytest
 import requests
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
-from conftest import COLUMNS, REPO, Project, free_port, serve, wait_for_http
+from tests.support import COLUMNS, REPO, Project, free_port, serve, wait_for_http
 from risk.versions import CURRENT_LINK, VERSIONS_DIR, current_version, read_record
 from risk.deployed import load_deployed_model
 from risk.predict import predict_frame
@@ -102,7 +102,7 @@ def error_of(response: requests.Response, status: int) -> str:
 def expected_predictions(project: Project, path: Path) -> list[dict[str, Any]]:
     """What the deployed model predicts for a file, computed here through the pipeline's own functions."""
     frame = read_data_file(path)
-    result = predict_frame(frame, load_deployed_model(project.settings(project.practice_config)).model
+    result = predict_frame(frame, load_deployed_model(project.settings(project.practice_config)).model)
     return [{"corporation": c, "prediction": int(p), "probability": pytest.approx(q, rel=1e-9)}
             for c, p, q in zip(frame["corporation"], result["prediction"], result["probability"])]
 
@@ -376,11 +376,11 @@ def test_summarystats_and_diagnostics_serve_the_saved_snapshot(url: str, api_pro
 
 
 def test_gets_never_write(gunicorn_url: str, api_project: Project) -> None:
-    """No GET re-runs a step or writes a file: every project file but the SQLite WAL index is unchanged."""
+    """No GET re-runs a step or writes a file: every project file is unchanged, and none is added."""
 
     def files() -> dict[str, tuple[int, int]]:
         return {str(p): (p.stat().st_mtime_ns, p.stat().st_size) for p in api_project.root.rglob("*")
-                if p.is_file() and not p.is_symlink() and not p.name.endswith(("-shm", "-wal"))}
+                if p.is_file() and not p.is_symlink()}
 
     before = files()
     for endpoint in ("scoring", "summarystats", "diagnostics", "health", "metrics"):

@@ -17,7 +17,7 @@ from typing import Iterator
 import pytest
 import requests
 
-from conftest import REPO, Project, serve
+from tests.support import REPO, Project, serve
 from risk.versions import current_version
 from risk.overview import format_number
 from risk.store import HISTORY_KINDS, RecordsStore

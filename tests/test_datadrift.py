@@ -21,7 +21,7 @@ from risk.modelfiles import METADATA_NAME, REFERENCE_NAME, ModelIntegrityError, 
 from risk.files import sha256_file
 from risk.config import ConfigError, load_config
 
-from conftest import Project
+from tests.support import Project
 
 FEATURE_NAMES = ("a", "b", "c")
 SMALL_REFERENCE, LARGE_REFERENCE = 200, 5000
@@ -259,7 +259,7 @@ def test_training_reference_is_deployed_with_its_sha256(deployed_project: Projec
     metadata = read_metadata(deployed.path)
     reference_file = deployed.path / REFERENCE_NAME
     assert metadata["reference_sha256"] == sha256_file(reference_file)
-    assert read_record(settings, deployed.version)["files"][REFERENCE_NAME] == metadata["reference_sha256"]
+    assert read_record(settings, deployed.version).files[REFERENCE_NAME] == metadata["reference_sha256"]
     reference = json.loads(reference_file.read_text())
     assert reference["rows"] == len(_practice_rows(deployed_project))
     assert set(reference["features"]) == set(FEATURES)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import REPO, Project
+from tests.support import REPO, Project
 from risk.versions import current_version, list_versions, versions_dir
 from risk.deployed import load_deployed_model
 from deployment import rollback, store_model_into_pickle
@@ -145,7 +145,7 @@ def test_a_deployment_killed_at_any_point_leaves_production_whole_and_the_next_r
 ) -> None:
     deploy(project, project.practice_config)
     settings = train_and_score(project)  # a second model, ready to deploy
-    result = subprocess.run([sys.executable, str(REPO / "tests" / "faults.py"), str(project.config), point],
+    result = subprocess.run([sys.executable, "-m", "tests.faults", str(project.config), point], cwd=REPO,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == -signal.SIGKILL, result.stderr
 

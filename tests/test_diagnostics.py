@@ -12,7 +12,7 @@ from typing import Iterator
 import pandas as pd
 import pytest
 
-from conftest import Project
+from tests.support import Project
 from diagnostics import (
     dataframe_summary,
     execution_time,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import COLUMNS, REPO, Project
+from tests.support import COLUMNS, REPO, Project
 from risk.versions import current_version, versions_dir
 from risk.deployed import load_deployed_model
 from fullprocess import drift_decision

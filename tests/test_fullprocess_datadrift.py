@@ -16,7 +16,7 @@ from diagnostics import SNAPSHOT_NAME
 from risk.schema import FEATURES, TARGET
 from risk.modelfiles import METADATA_NAME, REFERENCE_NAME, read_reference
 
-from conftest import Project
+from tests.support import Project
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import COLUMNS, Project
+from tests.support import COLUMNS, Project
 from risk.schema import DataFileError, check_schema, parse_csv_text
 from ingestion import merge_multiple_dataframe
 from risk.errors import UserFacingError

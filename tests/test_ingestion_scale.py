@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import COLUMNS, Project
+from tests.support import COLUMNS, Project
 from risk.inputscan import scan_folder
 from risk.schema import DataFileError, read_data_file
 from ingestion import IngestionResult, merge_multiple_dataframe

@@ -11,9 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import COLUMNS, REPO, Project
+from tests.support import COLUMNS, REPO, Project
 
-sys.path.insert(0, str(REPO / "benchmarks"))
 
 from risk.synthetic import make_data, make_test_file  # noqa: E402
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO
+from tests.support import REPO
 from risk.logs import LOG_BACKUPS, LOG_MAX_BYTES, log_file_handler
 
 

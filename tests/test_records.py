@@ -1,4 +1,4 @@
-"""The records store: what each step records, paging, migration from an older schema, crashes and WAL."""
+"""The records store: what each step records, paging, migration from an older schema, crashes, and readers."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO, Project, flipped_rows
+from tests.support import REPO, Project, flipped_rows
 from risk.files import sha256_file
 from risk.store import SCHEMA_VERSION, RecordsStore
 
@@ -190,14 +191,23 @@ def test_drift_pages_decode_their_fields(tmp_path: Path) -> None:
     assert row["drift"] is True and row["files"] == ["x.csv"]
 
 
-def test_a_read_snapshot_sees_one_committed_state(tmp_path: Path) -> None:
+def test_a_read_snapshot_sees_one_committed_state_and_a_commit_waits_for_it(tmp_path: Path) -> None:
     path = tmp_path / "records.sqlite"
     with RecordsStore(path) as writer, RecordsStore(path, readonly=True) as reader:
         writer.record_score("test", 0.5, 5, "first.csv")
         with reader.read_snapshot():
             assert [row["data_path"] for row in reader.scores()] == ["first.csv"]
-            writer.record_score("test", 0.6, 5, "second.csv")  # committed meanwhile: not in this snapshot
+            def commit() -> None:
+                with RecordsStore(path) as other:
+                    other.record_score("test", 0.6, 5, "second.csv")
+
+            committing = threading.Thread(target=commit)
+            committing.start()
+            committing.join(timeout=0.5)
+            assert committing.is_alive()  # the commit waits for the snapshot (within the busy timeout)
             assert reader.history_page("scores", 10) == (reader.scores(), 1)
+        committing.join(timeout=30)
+        assert not committing.is_alive()
         assert [row["data_path"] for row in reader.scores()] == ["second.csv", "first.csv"]
 
 
@@ -230,7 +240,7 @@ def test_migrates_a_version_1_database_and_keeps_its_rows(tmp_path: Path) -> Non
             rows = [row[:-1] for row in rows]
         assert kept == rows, f"{table} rows changed by the migration"
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     conn.close()
 
@@ -307,13 +317,15 @@ def test_a_run_killed_mid_transaction_leaves_no_half_record(tmp_path: Path) -> N
     conn.close()
 
 
-def test_readers_read_while_a_writer_holds_an_exclusive_transaction(tmp_path: Path) -> None:
+def test_readers_read_while_a_run_holds_a_write_transaction_and_create_no_file(tmp_path: Path) -> None:
     db = tmp_path / "records.sqlite"
-    writer = start_writer(db, [PENDING_SCORE], exclusive=True)
+    writer = start_writer(db, [PENDING_SCORE])
     try:
+        before = sorted(p.name for p in tmp_path.iterdir())
         with RecordsStore(db, readonly=True) as reader:
-            # In rollback-journal mode this read would wait for the busy timeout and fail "database is locked".
+            # The store's write transactions hold SQLite's RESERVED lock until they commit: readers go on reading.
             assert [row["data_path"] for row in reader.scores()] == ["committed.csv"]
+            assert sorted(p.name for p in tmp_path.iterdir()) == before  # no -shm, no -wal: nothing of the reader's
             writer.stdin.write("\n")
             writer.stdin.flush()
             assert writer.stdout.readline().strip() == "committed"

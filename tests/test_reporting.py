@@ -17,7 +17,7 @@ from matplotlib.text import Text
 
 from risk import plots
 import reporting
-from conftest import Project
+from tests.support import Project
 from risk.versions import current_version
 from risk.deployed import load_deployed_model
 from risk.overview import build_overview, format_number

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import Project
+from tests.support import Project
 from risk.schema import FEATURES
 from ingestion import merge_multiple_dataframe
 from risk.modelfiles import load_model, read_score

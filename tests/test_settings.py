@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, Project
+from tests.support import REPO, Project
 from risk.config import ConfigError, load_config
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import sklearn
 
-from conftest import Project
+from tests.support import Project
 from risk.schema import FEATURES
 from ingestion import merge_multiple_dataframe
 from risk.modelfiles import ModelIntegrityError, load_model

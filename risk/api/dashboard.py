@@ -29,6 +29,7 @@ from risk.overview import (
     summary_rows,
 )
 from risk.store import HISTORY_KINDS, RecordsStore, reading
+from risk.api.state import api_state
 from risk.config import Settings
 
 log = logging.getLogger("dashboard")
@@ -43,11 +44,8 @@ WHOLE_NUMBER = re.compile(r"[0-9]{1,10}")
 PLOT_CACHE_KEY = "dashboard_plots"
 
 
-# --- reading the store ---
-
-
 def _settings() -> Settings:
-    return current_app.config["SETTINGS"]
+    return api_state().settings
 
 
 # --- /history ---

@@ -26,6 +26,7 @@ from werkzeug.datastructures import FileStorage, MultiDict
 
 from risk.schema import DATA_SUFFIXES
 from risk.schema import COLUMNS, FEATURES, DataFileError, decode_text, parse_csv_text, parse_json_records
+from risk.api.errors import ApiError
 from risk.config import Settings
 
 PATH_KEYS = ("filepath", "file_path", "filename", "fname")
@@ -39,15 +40,6 @@ SHAPES_HINT = (
     '([{"lastmonth_activity": 234, "lastyear_activity": 3, "number_of_employees": 10}]) '
     "or a CSV upload (multipart field \"file\")"
 )
-
-
-class ApiError(Exception):
-    """A request the API cannot answer: the HTTP status and a message saying what is wrong."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,180 @@
+"""What the tests share besides fixtures: a throwaway copy of the project, and ways to run what users run
+(the scripts as subprocesses, the real servers on a free loopback port)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import requests
+
+from risk.config import Settings, load_config
+from risk.store import RecordsStore
+
+REPO = Path(__file__).resolve().parents[1]
+DATA_FOLDERS = ("practicedata", "sourcedata", "testdata")
+COLUMNS = "corporation,lastmonth_activity,lastyear_activity,number_of_employees,exited"
+SCRIPT_TIMEOUT = 300
+AMBIENT_VARIABLES = ("RISK_CONFIG", "RISK_API_TOKEN", "PROMETHEUS_MULTIPROC_DIR", "WEB_CONCURRENCY")  # tests set their own
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Project:
+    """A project copy in a temp folder: data copied from the repo, configs pointing there."""
+
+    root: Path
+    config: Path
+    practice_config: Path
+
+    def settings(self, config: Path | None = None) -> Settings:
+        return load_config(config or self.config)
+
+    def store(self, config: Path | None = None) -> RecordsStore:
+        return RecordsStore(self.settings(config).records_db_path)
+
+    def edit_config(self, config: Path | None = None, **changes: Any) -> Path:
+        """Change keys of a config file in place (None deletes the key)."""
+        path = config or self.config
+        data = json.loads(path.read_text())
+        for key, value in changes.items():
+            if value is None:
+                data.pop(key, None)
+            else:
+                data[key] = value
+        path.write_text(json.dumps(data, indent=2))
+        return path
+
+    def run(
+        self, script: str, *args: str, config: Path | None = None, check: bool = True, timeout: float = SCRIPT_TIMEOUT,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a repo script as its own process, from an unrelated working directory, on this project's config.
+
+        ``env`` adds environment variables (e.g. RISK_API_TOKEN) for this run.
+        """
+        command = [sys.executable, str(REPO / script), "--config", str(config or self.config), *args]
+        env = {**{k: v for k, v in os.environ.items() if k not in AMBIENT_VARIABLES}, **(env or {})}
+        result = subprocess.run(
+            command, cwd=self.root.parent, capture_output=True, text=True, timeout=timeout, env=env
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"{script} {' '.join(args)} exited {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+            )
+        return result
+
+    def copy_to(self, root: Path) -> "Project":
+        """A copy of this project (data, configs, models, deployed versions, records) at ``root``.
+
+        Symlinks are copied as symlinks (the deployment's relative pointers keep working in the copy).
+        """
+        shutil.copytree(self.root, root, symlinks=True)
+        return Project(root=root, config=root / self.config.name, practice_config=root / self.practice_config.name)
+
+    def write_data(self, folder: str, name: str, rows: list[str], header: str = COLUMNS) -> Path:
+        """Write a CSV into one of the project's folders."""
+        path = self.root / folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join([header, *rows]) + "\n")
+        return path
+
+
+def make_project(root: Path) -> Project:
+    """Copy the repo's data and configs into ``root``; point the API and package index at closed local ports."""
+    root.mkdir(parents=True)
+    for folder in DATA_FOLDERS:
+        shutil.copytree(REPO / folder, root / folder)
+    shutil.copy(REPO / "requirements.txt", root / "requirements.txt")
+    overrides = {
+        "api_url": f"http://127.0.0.1:{free_port()}/",
+        "package_index_url": f"http://127.0.0.1:{free_port()}/pypi",
+        "dependency_check_timeout_seconds": 1,
+        "requirements_path": "requirements.txt",
+    }
+    configs = {}
+    for name in ("config.json", "config_practice.json"):
+        data = {**json.loads((REPO / name).read_text()), **overrides}
+        (root / name).write_text(json.dumps(data, indent=2))
+        configs[name] = root / name
+    return Project(root=root, config=configs["config.json"], practice_config=configs["config_practice.json"])
+
+
+def flipped_rows(path: Path, id_prefix: str) -> list[str]:
+    """The data rows of a CSV with every ``exited`` label flipped and new ids: a batch the model gets wrong."""
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines()[1:]):
+        _, *features, label = line.split(",")
+        rows.append(",".join([f"{id_prefix}{number}", *features, str(1 - int(label))]))
+    return rows
+
+
+@contextlib.contextmanager
+def serve(project: Project, server: str = "gunicorn", env: dict[str, str] | None = None,
+          workers: int = 2) -> Iterator[str]:
+    """Start the real API (``gunicorn`` via wsgi.py and gunicorn.conf.py, or ``flask`` via ``python app.py``)
+    on a free loopback port.
+
+    Yields the base URL once ``/health`` answers; stops the server afterwards. The server's output goes to
+    ``server-<port>.log`` beside the project (a pipe nobody reads would fill up and stall the server).
+    """
+    port = free_port()
+    inherited = {k: v for k, v in os.environ.items() if k not in AMBIENT_VARIABLES}
+    environment = {**inherited, "RISK_CONFIG": str(project.config), **(env or {})}
+    if server == "gunicorn":
+        command = [sys.executable, "-m", "gunicorn", "--config", str(REPO / "gunicorn.conf.py"),
+                   "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--chdir", str(REPO), "wsgi:app"]
+    else:
+        command = [sys.executable, str(REPO / "app.py"), "--config", str(project.config), "--port", str(port)]
+    log_path = project.root.parent / f"server-{port}.log"
+    with open(log_path, "w") as log_file:
+        process = subprocess.Popen(command, cwd=project.root.parent, env=environment,
+                                   stdout=log_file, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{url}/health", process, log_path)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def wait_for_http(url: str, process: subprocess.Popen[str], log_path: Path | None = None, timeout: float = 60) -> None:
+    """Poll ``url`` until it answers; fail with the server's output (``log_path``, else its stdout pipe) if it
+    exits or never answers."""
+
+    def output() -> str:
+        if log_path is not None:
+            return log_path.read_text()
+        return process.stdout.read() if process.stdout else ""
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited with {process.returncode}:\n{output()}")
+        try:
+            requests.get(url, timeout=1)
+            return
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or a worker still booting
+            time.sleep(0.1)
+    process.kill()
+    raise AssertionError(f"server did not answer {url} within {timeout}s:\n{output()}")
