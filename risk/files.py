@@ -43,10 +43,11 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _temp_path(path: Path) -> Path:
+def _temp_path(path: Path, suffix: str | None) -> Path:
     """A new, empty temporary file beside ``path`` (created with O_EXCL, so two writers never share one)."""
+    suffix = suffix or path.suffix or ".tmp"
     while True:
-        tmp = path.with_name(f"{TEMP_PREFIX}{path.name}.{os.getpid()}.{next(_counter)}{path.suffix or '.tmp'}")
+        tmp = path.with_name(f"{TEMP_PREFIX}{path.name}.{os.getpid()}.{next(_counter)}{suffix}")
         try:
             os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
             return tmp
@@ -54,13 +55,15 @@ def _temp_path(path: Path) -> Path:
             continue
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
+def atomic_write(path: Path, write: Callable[[Path], None], temp_suffix: str | None = None) -> Path:
     """Create ``path`` through ``write(tmp_path)`` then one rename: readers see the old file or the new, never half.
 
-    ``write`` receives a temporary path in the same folder (so it works for pandas, pickle or savefig).
+    ``write`` receives a temporary path in the same folder, ending like ``path`` (so pandas, pickle or savefig pick
+    the format from it) unless ``temp_suffix`` says otherwise (``.tmp`` for a file a collector globs by suffix).
+    The file is readable by all (0644): other users' services (node_exporter, a web server) read artifacts.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_path(path)
+    tmp = _temp_path(path, temp_suffix)
     try:
         write(tmp)
         with open(tmp, "rb+") as handle:
@@ -78,8 +81,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
-def atomic_write_text(path: Path, text: str) -> Path:
-    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+def atomic_write_text(path: Path, text: str, temp_suffix: str | None = None) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), temp_suffix)
 
 
 def stale_temp_files(folder: Path, alive: Callable[[int], bool]) -> list[Path]:

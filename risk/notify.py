@@ -73,10 +73,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
+from risk.files import atomic_write_text
+from risk.logs import NOTICE
 from risk.outcome import Event, EventKind, RunOutcome, RunRecord
 
-NOTICE = 25  # above INFO (hidden by --quiet), below WARNING: things that are fine but someone must hear
-logging.addLevelName(NOTICE, "NOTICE")
 
 log = logging.getLogger("risk.notify")
 
@@ -271,7 +271,7 @@ def write_textfile(path: Path, record: RunRecord) -> Path:
     if path.suffix != ".prom":
         log.warning("metrics textfile %s does not end in .prom, so node_exporter's textfile collector ignores it; "
                     "rename it (e.g. risk.prom)", path)
-    _write_atomically(path, render_textfile(record))
+    atomic_write_text(path, render_textfile(record), temp_suffix=".tmp")  # the collector reads *.prom only
     return path
 
 
@@ -342,40 +342,6 @@ def _label_text(labels: tuple[tuple[str, str], ...]) -> str:
     if not labels:
         return ""
     return "{" + ",".join(f'{name}="{_escape_label(value)}"' for name, value in labels) + "}"
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Temp file in the same folder, fsync, os.replace: readers see the old file or the new one, whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Named by hand, not with tempfile (it pulls in shutil and random, which the cheap tick must not load). The name
-    # ends in .tmp, so the textfile collector (which reads *.prom only) never picks it up.
-    temp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-    handle = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, TEXTFILE_MODE)
-    try:
-        os.fchmod(handle, TEXTFILE_MODE)  # whatever the umask: node_exporter, another user, must read it
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    _fsync_folder(path.parent)
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename itself durable; best effort (some file systems refuse to fsync a folder)."""
-    try:
-        handle = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(handle)
-    except OSError:
-        pass
-    finally:
-        os.close(handle)
 
 
 # --- webhook -----------------------------------------------------------------------------------------------

@@ -87,15 +87,13 @@ class RunRecord(NamedTuple):
     batch_positives: int = 0
     data_drift: str | None = None  # the data drift verdict (``drift``, ``no drift``, ``insufficient data``...)
     drifted_features: tuple[str, ...] = ()
-    events: list[Event] = []  # never mutated in place here: start() gives each record its own lists
-    lines: list[str] = []  # the run's summary, step by step
+    events: tuple[Event, ...] = ()
+    lines: tuple[str, ...] = ()  # the run's summary, step by step
 
-    @classmethod
-    def start(cls, run_id: int | None, started_at: str, **figures: object) -> RunRecord:
-        """A new record with lists of its own (a NamedTuple's list defaults would be shared)."""
-        return cls(run_id, started_at, events=[], lines=[], **figures)
+    def tell(self, kind: EventKind, message: str) -> RunRecord:
+        """The record with something people must hear about added (it is also a summary line)."""
+        return self._replace(events=(*self.events, Event(kind, message)), lines=(*self.lines, message))
 
-    def tell(self, kind: EventKind, message: str) -> None:
-        """Note something people must hear about (it is also a summary line)."""
-        self.events.append(Event(kind, message))
-        self.lines.append(message)
+    def note(self, line: str) -> RunRecord:
+        """The record with a summary line added (logged, not announced)."""
+        return self._replace(lines=(*self.lines, line))

@@ -10,7 +10,6 @@ import math
 import socket
 import threading
 import time
-from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Iterator
@@ -62,8 +61,8 @@ def no_drift_record() -> RunRecord:
         reference_f1=0.80, p_value=0.41, batch_rows=40, batch_positives=12, data_drift="drift",
         drifted_features=("lastmonth_activity",),
     )
-    record.tell(EventKind.DATA_DRIFT, "data drift in lastmonth_activity (report-only)")
-    record.tell(EventKind.REJECTED_FILE, "rejected bad.csv: column exited missing")
+    record = record.tell(EventKind.DATA_DRIFT, "data drift in lastmonth_activity (report-only)")
+    record = record.tell(EventKind.REJECTED_FILE, "rejected bad.csv: column exited missing")
     return record
 
 
@@ -75,14 +74,14 @@ def drift_record() -> RunRecord:
         reference_f1=0.80, p_value=0.0031, batch_rows=40, batch_positives=12, data_drift="drift",
         drifted_features=("lastmonth_activity", "number_of_employees"),
     )
-    record.tell(EventKind.DRIFT, "drift check (significant) says drift")
-    record.tell(EventKind.REDEPLOY, "retrained and deployed")
+    record = record.tell(EventKind.DRIFT, "drift check (significant) says drift")
+    record = record.tell(EventKind.REDEPLOY, "retrained and deployed")
     return record
 
 
 def record_with(kind: EventKind, message: str, **changes: object) -> RunRecord:
-    record = replace(drift_record(), events=[], lines=[], **changes)
-    record.tell(kind, message)
+    record = drift_record()._replace(events=(), lines=(), **changes)
+    record = record.tell(kind, message)
     return record
 
 
@@ -191,7 +190,7 @@ def test_the_textfile_has_every_metric_with_the_right_values() -> None:
 
 @pytest.mark.parametrize("outcome", list(RunOutcome))
 def test_the_outcome_is_one_hot_over_every_outcome(outcome: RunOutcome) -> None:
-    parsed = families(render_textfile(replace(unchanged_record(), outcome=outcome)))
+    parsed = families(render_textfile(unchanged_record()._replace(outcome=outcome)))
     samples = {labels["outcome"]: value for labels, value in parsed["risk_last_run_outcome"]}
     assert set(samples) == {each.value for each in RunOutcome}
     assert sum(samples.values()) == 1
@@ -201,7 +200,7 @@ def test_the_outcome_is_one_hot_over_every_outcome(outcome: RunOutcome) -> None:
 
 
 def test_a_verdict_other_than_drift_is_zero_with_its_label() -> None:
-    parsed = families(render_textfile(replace(no_drift_record(), data_drift="insufficient data",
+    parsed = families(render_textfile(no_drift_record()._replace(data_drift="insufficient data",
                                               drifted_features=())))
     assert parsed["risk_data_drift"] == [({"verdict": "insufficient data"}, 0)]
     assert "risk_data_drift_feature" not in parsed
@@ -229,7 +228,7 @@ def test_a_run_without_an_outcome_has_no_outcome_metrics() -> None:
 def test_label_values_with_quotes_backslashes_and_newlines_survive() -> None:
     version = 'v"4"\nbeta\\x'
     feature = 'odd "name"\nwith\\slash'
-    record = replace(drift_record(), deployed_version=version, drifted_features=(feature,), drift_rule='a"b')
+    record = drift_record()._replace(deployed_version=version, drifted_features=(feature,), drift_rule='a"b')
     text = render_textfile(record)
     parsed = families(text)
     assert parsed["risk_deployed_version_info"] == [({"version": version}, 1)]
@@ -239,7 +238,7 @@ def test_label_values_with_quotes_backslashes_and_newlines_survive() -> None:
 
 
 def test_numpy_figures_render_and_serialise() -> None:
-    record = replace(drift_record(), drift=np.bool_(True), raw_drift=np.bool_(False), new_f1=np.float64(0.61),
+    record = drift_record()._replace(drift=np.bool_(True), raw_drift=np.bool_(False), new_f1=np.float64(0.61),
                      batch_rows=np.int64(40), batch_positives=np.int64(12))
     parsed = families(render_textfile(record))
     assert single(parsed, "risk_batch_rows") == 40 and single(parsed, "risk_new_f1") == 0.61
@@ -508,5 +507,5 @@ def test_announce_with_nothing_configured_only_tells(caplog: pytest.LogCaptureFi
 
 
 def test_the_textfile_timestamp_falls_back_to_started_at() -> None:
-    parsed = families(render_textfile(replace(drift_record(), finished_at=None)))
+    parsed = families(render_textfile(drift_record()._replace(finished_at=None)))
     assert math.isclose(single(parsed, "risk_last_run_timestamp_seconds"), calendar.timegm((2026, 11, 23, 1, 2, 3)))
