@@ -19,11 +19,11 @@ from typing import Any
 
 import requests
 
-from risk.errors import UserFacingError
-from risk.files import atomic_write_text
 from risk.cli import make_parser, run_script
 from risk.clock import utc_now
 from risk.config import API_TOKEN_ENV, Settings
+from risk.errors import UserFacingError
+from risk.files import atomic_write_text
 
 log = logging.getLogger("apicalls")
 
@@ -99,11 +99,14 @@ def _headers() -> dict[str, str]:
 def _ask(session: requests.Session, base_url: str, call: Call, settings: Settings) -> Answer:
     url = base_url + call.endpoint
     try:
-        response = session.request(call.method, url, json=call.body, headers=_headers(),
-                                   timeout=settings.api_timeout_seconds)
+        response = session.request(
+            call.method, url, json=call.body, headers=_headers(), timeout=settings.api_timeout_seconds
+        )
     except requests.Timeout:
-        raise ApiUnavailable(f"the API at {base_url} did not answer {call.label()} within "
-                             f"{settings.api_timeout_seconds:g}s (api_timeout_seconds in config)") from None
+        raise ApiUnavailable(
+            f"the API at {base_url} did not answer {call.label()} within "
+            f"{settings.api_timeout_seconds:g}s (api_timeout_seconds in config)"
+        ) from None
     except requests.RequestException as err:
         raise ApiUnavailable(
             f"no API answers at {base_url} ({type(err).__name__}); start it with "

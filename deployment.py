@@ -10,7 +10,6 @@ version (or ``--to`` one), ``--list`` lists them. Everything that needs the depl
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -113,8 +112,9 @@ def recover(settings: Settings, store: RecordsStore) -> list[str]:
     if current and current not in known:  # the run died after the switch, before telling the store
         record = read_record(settings, current)
         earlier = store.deployments(1)
-        store.record_deployment("deploy", current, earlier[0]["version"] if earlier else None,
-                                record.f1, record.model_sha256)
+        store.record_deployment(
+            "deploy", current, earlier[0]["version"] if earlier else None, record.f1, record.model_sha256
+        )
         known.add(current)
         notes.append(f"version {current} was made current by an interrupted run; recorded its deployment now")
     for version in list_versions(settings):
@@ -140,8 +140,13 @@ def store_model_into_pickle(settings: Settings, store: RecordsStore) -> str:
     write_version(settings, version, _sources(settings), f1, metadata)
     switch_current(settings, version)
     store.record_deployment("deploy", version, previous, f1, metadata["model_sha256"])
-    log.info("deployed %s (F1 %.4f, model sha256 %s...), previous %s", version, f1,
-             metadata["model_sha256"][:12], previous or "none")
+    log.info(
+        "deployed %s (F1 %.4f, model sha256 %s...), previous %s",
+        version,
+        f1,
+        metadata["model_sha256"][:12],
+        previous or "none",
+    )
     return version
 
 
@@ -153,8 +158,10 @@ def rollback(settings: Settings, store: RecordsStore, to: str | None = None) -> 
     if to is None:
         earlier = [v for v in versions if current and version_number(v) < version_number(current)]
         if not earlier:
-            raise UserFacingError(f"nothing to roll back to: the current version is {current or 'none'} "
-                                  f"and no earlier version exists in {versions_dir(settings)}")
+            raise UserFacingError(
+                f"nothing to roll back to: the current version is {current or 'none'} "
+                f"and no earlier version exists in {versions_dir(settings)}"
+            )
         to = earlier[-1]
     elif to not in versions:
         raise UserFacingError(f"version {to!r} does not exist; choose one of {', '.join(versions) or 'none'}")

@@ -26,18 +26,17 @@ import numpy as np
 import pandas as pd
 
 from risk import datadrift
-from risk.inputscan import FINAL_DATA_NAME
-from risk.deployed import DeployedModel, load_deployed_model
-from risk.schema import FEATURES, TARGET, DataFileError, check_schema, feature_arrays, read_data_file
-from risk.modelfiles import installed_version, read_reference
-from risk.errors import UserFacingError
-from risk.files import atomic_write_text
 from risk.cli import make_parser, run_script
 from risk.clock import utc_now
-from risk.store import RecordsStore
-from risk.datasets import read_final_data, read_test_data
-from risk.predict import predict_frame
 from risk.config import CODE_DIR, Settings
+from risk.datasets import read_final_data, read_test_data
+from risk.deployed import DeployedModel, load_deployed_model
+from risk.errors import UserFacingError
+from risk.files import atomic_write_text
+from risk.modelfiles import installed_version, read_reference
+from risk.predict import predict_frame
+from risk.schema import FEATURES, TARGET, DataFileError, check_schema, feature_arrays, read_data_file
+from risk.store import RecordsStore
 
 log = logging.getLogger("diagnostics")
 
@@ -206,8 +205,12 @@ def data_drift(
     deployed = deployed or load_deployed_model(settings)
     clean = check_schema(batch, require_target=False, require_id=False) if len(batch) else _no_rows()
     config = datadrift.DriftConfig.from_settings(settings)
-    stamp = {"timestamp": utc_now(), "model_version": deployed.version, "model_sha256": deployed.sha256,
-             "files": list(files or [])}
+    stamp = {
+        "timestamp": utc_now(),
+        "model_version": deployed.version,
+        "model_sha256": deployed.sha256,
+        "files": list(files or []),
+    }
     reference = read_reference(deployed.path)
     if reference is None:
         reason = f"{deployed.version} was deployed before training references were kept; the next deployment has one"
@@ -261,7 +264,10 @@ def run_diagnostics(settings: Settings, store: RecordsStore) -> dict[str, Any]:
     outdated = sum(row["status"] == "outdated" for row in snapshot["dependencies"])
     log.info(
         "diagnostics saved to %s: %d rows, timings %s, %d outdated package(s)",
-        settings.output_model_path / SNAPSHOT_NAME, len(frame), snapshot["execution_time_seconds"], outdated,
+        settings.output_model_path / SNAPSHOT_NAME,
+        len(frame),
+        snapshot["execution_time_seconds"],
+        outdated,
     )
     return snapshot
 
@@ -279,9 +285,13 @@ def data_drift_of_file(settings: Settings, path: Path) -> dict[str, Any]:
 
 def main() -> None:
     parser = make_parser("Run the diagnostics and save them as diagnostics.json (and in the records store).")
-    parser.add_argument("--data-drift", metavar="FILE", type=Path,
-                        help="instead: compare FILE with the deployed model's training reference and print the "
-                             "data drift result (not recorded)")
+    parser.add_argument(
+        "--data-drift",
+        metavar="FILE",
+        type=Path,
+        help="instead: compare FILE with the deployed model's training reference and print the "
+        "data drift result (not recorded)",
+    )
     args = parser.parse_args()
 
     def step(settings: Settings) -> int:

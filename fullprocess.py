@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
+from risk.cli import make_parser, run_script
+from risk.config import MIN_DRIFT_HISTORY, Settings
 from risk.inputscan import DataFile
+from risk.store import RecordsStore
 from risk.tick import look
 from risk.versions import current_version
-from risk.errors import UserFacingError
-from risk.cli import make_parser, run_script
-from risk.store import RecordsStore
-from risk.config import MIN_DRIFT_HISTORY, Settings
 
 log = logging.getLogger("fullprocess")
 
@@ -121,7 +121,9 @@ def api_answers(url: str, timeout: float = API_PROBE_TIMEOUT_SECONDS) -> bool:
         return False
 
 
-def _check_model_drift(settings: Settings, store: RecordsStore, batch: Any, names: list[str], report: RunReport) -> bool:
+def _check_model_drift(
+    settings: Settings, store: RecordsStore, batch: Any, names: list[str], report: RunReport
+) -> bool:
     """Score the deployed model on the new batch, decide with the configured test, record it; True on drift."""
     from risk.deployed import load_deployed_model
     from risk.schema import TARGET
@@ -164,7 +166,7 @@ def _check_data_drift(settings: Settings, store: RecordsStore, batch: Any, names
 
     try:
         result = diagnostics.data_drift(settings, batch, files=names)
-    except Exception:  # noqa: BLE001 - the data drift view is extra; the F1 check still decides, and we say so
+    except Exception:
         log.exception("data drift check failed (the F1 drift check decides alone)")
         report.add("data drift check FAILED (see the traceback above)")
         return "failed"
@@ -214,7 +216,9 @@ def _after_deploy(settings: Settings, store: RecordsStore, report: RunReport) ->
     if not api_answers(settings.api_url):
         log.warning(
             "no API answers at %s, so apireturns.txt was not refreshed; start it with `python app.py --config %s` "
-            "(or gunicorn, see README) and rerun `python apicalls.py`", settings.api_url, settings.config_path,
+            "(or gunicorn, see README) and rerun `python apicalls.py`",
+            settings.api_url,
+            settings.config_path,
         )
         report.add(f"API calls skipped: nothing answers at {settings.api_url}")
         return ok
@@ -230,7 +234,9 @@ def _after_deploy(settings: Settings, store: RecordsStore, report: RunReport) ->
     return ok
 
 
-def process_new_data(settings: Settings, store: RecordsStore, run_id: int, fresh: list[DataFile], report: RunReport) -> str:
+def process_new_data(
+    settings: Settings, store: RecordsStore, run_id: int, fresh: list[DataFile], report: RunReport
+) -> str:
     """Ingest, check for drift and, on drift or with nothing deployed, retrain and redeploy; returns the outcome."""
     import ingestion
 
@@ -275,13 +281,17 @@ def run_pipeline(settings: Settings) -> int:
         if tick.nothing_new:
             log.info(
                 "no new data in %s (%d file(s), all checked before); %s stays deployed; nothing to do",
-                settings.input_folder_path, len(tick.files), tick.deployed_version,
+                settings.input_folder_path,
+                len(tick.files),
+                tick.deployed_version,
             )
             return 0
         report = RunReport()
         run_id = store.start_run("fullprocess")
-        report.add(f"run {run_id}: {len(fresh)} new file(s) in {settings.input_folder_path}: "
-                   f"{', '.join(f.name for f in fresh) or 'none'}")
+        report.add(
+            f"run {run_id}: {len(fresh)} new file(s) in {settings.input_folder_path}: "
+            f"{', '.join(f.name for f in fresh) or 'none'}"
+        )
         try:
             outcome = process_new_data(settings, store, run_id, fresh, report)
         except BaseException as err:
@@ -297,8 +307,9 @@ def run_pipeline(settings: Settings) -> int:
 def main() -> None:
     parser = make_parser("Check for new data and model drift; retrain and redeploy when needed (run by cron).")
     args = parser.parse_args()
-    raise SystemExit(run_script(args, run_pipeline, busy_exit=0,
-                                log_file=lambda settings: settings.log_folder_path / LOG_FILE_NAME))
+    raise SystemExit(
+        run_script(args, run_pipeline, busy_exit=0, log_file=lambda settings: settings.log_folder_path / LOG_FILE_NAME)
+    )
 
 
 if __name__ == "__main__":

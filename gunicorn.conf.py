@@ -42,7 +42,7 @@ if _OWN_METRICS_DIR:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="risk-api-metrics-")
 
 
-def on_starting(server) -> None:  # noqa: ANN001 - gunicorn's hook signature
+def on_starting(server) -> None:
     """Start the metrics of this server from zero (a shared folder may hold files of an earlier run)."""
     folder = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
     folder.mkdir(parents=True, exist_ok=True)
@@ -50,14 +50,14 @@ def on_starting(server) -> None:  # noqa: ANN001 - gunicorn's hook signature
         stale.unlink()
 
 
-def child_exit(server, worker) -> None:  # noqa: ANN001
+def child_exit(server, worker) -> None:
     """Tell prometheus-client a worker is gone (its counters still count; its live gauges do not)."""
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
 
 
-def on_exit(server) -> None:  # noqa: ANN001
+def on_exit(server) -> None:
     """Remove the metrics folder if this config made it."""
     if _OWN_METRICS_DIR:
         shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

@@ -105,7 +105,11 @@ def merge_multiple_dataframe(settings: Settings, store: RecordsStore, run_id: in
     store.record_ingestions(records, run_id)
     log.info(
         "ingested %d file(s) from %s: %d rows kept, %d duplicate(s) dropped, %d file(s) rejected",
-        len(result.accepted), folder, len(result.data), sum(result.duplicates), len(result.rejected),
+        len(result.accepted),
+        folder,
+        len(result.data),
+        sum(result.duplicates),
+        len(result.rejected),
     )
     return IngestionResult(data=result.data, source=result.source, records=records)
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import textwrap
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -22,8 +23,12 @@ from matplotlib.figure import Figure, SubFigure
 from matplotlib.layout_engine import ConstrainedLayoutEngine
 from sklearn.metrics import confusion_matrix
 
-from risk.deployed import DeployedModel, load_deployed_model
 from diagnostics import model_predictions
+from risk.cli import make_parser, run_script
+from risk.config import Settings
+from risk.datasets import read_test_data
+from risk.deployed import DeployedModel, load_deployed_model
+from risk.files import atomic_write, atomic_write_bytes
 from risk.overview import (
     API_RETURNS_NAME,
     Overview,
@@ -34,7 +39,6 @@ from risk.overview import (
     format_time,
     summary_rows,
 )
-from risk.schema import TARGET
 from risk.plots import (
     confusion_matrix_of,
     confusion_matrix_title,
@@ -45,11 +49,8 @@ from risk.plots import (
     draw_timings,
     figure_bytes,
 )
-from risk.files import atomic_write, atomic_write_bytes
-from risk.cli import make_parser, run_script
+from risk.schema import TARGET
 from risk.store import RecordsStore, with_store
-from risk.datasets import read_test_data
-from risk.config import Settings
 
 log = logging.getLogger("reporting")
 logging.getLogger("fontTools").setLevel(logging.WARNING)  # its font subsetting logs every table at INFO
@@ -122,8 +123,13 @@ def _page(title: str, overview: Overview, height_ratios: Sequence[float]) -> tup
     """An A4 page with a title, a footer, and one subfigure per block (heights in the given ratios)."""
     figure = Figure(figsize=PAGE_SIZE, layout=ConstrainedLayoutEngine(h_pad=0.1, w_pad=0.15))
     figure.suptitle(title, fontsize=15, fontweight="bold", x=0.03, ha="left")
-    figure.supxlabel(f"Dynamic Risk Assessment System, report of {format_time(overview.generated_at)}",
-                     fontsize=7, color="0.4", x=0.97, ha="right")
+    figure.supxlabel(
+        f"Dynamic Risk Assessment System, report of {format_time(overview.generated_at)}",
+        fontsize=7,
+        color="0.4",
+        x=0.97,
+        ha="right",
+    )
     blocks = figure.subfigures(len(height_ratios), 1, height_ratios=height_ratios, squeeze=False)
     return figure, list(blocks.ravel())
 
@@ -134,8 +140,14 @@ def _clip(text: Any, width: int) -> str:
     return text if len(text) <= width else text[: max(1, width - 1)] + "…"
 
 
-def _table(axes: Axes, title: str, header: Sequence[str], rows: Sequence[Sequence[Any]],
-           widths: Sequence[float], empty: str = "nothing recorded yet") -> None:
+def _table(
+    axes: Axes,
+    title: str,
+    header: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    widths: Sequence[float],
+    empty: str = "nothing recorded yet",
+) -> None:
     """A plain table at the top of ``axes`` (widths are fractions of the axes); cells never wrap or overlap."""
     axes.axis("off")
     axes.set_title(title, loc="left", fontsize=11, fontweight="bold")
@@ -147,8 +159,7 @@ def _table(axes: Axes, title: str, header: Sequence[str], rows: Sequence[Sequenc
     if len(rows) > len(shown):
         cells.append([f"... and {len(rows) - len(shown)} more", *[""] * (len(header) - 1)])
     labels = [_clip(label, int(width * CHARS_PER_PAGE_WIDTH)) for label, width in zip(header, widths)]
-    table = axes.table(cellText=cells, colLabels=labels, colWidths=list(widths), loc="upper left",
-                       cellLoc="left")
+    table = axes.table(cellText=cells, colLabels=labels, colWidths=list(widths), loc="upper left", cellLoc="left")
     table.auto_set_font_size(False)
     table.set_fontsize(TABLE_FONT_SIZE)
     table.scale(1, 1.35)
@@ -173,18 +184,35 @@ def _facts(overview: Overview) -> list[tuple[str, str]]:
         ("trained with", f"scikit-learn {(record.sklearn_version if record else None) or '?'}"),
         ("trained on files", ", ".join(record.ingested_files if record else ()) or "-"),
         ("test F1 at deployment", format_number(record.f1 if record else None)),
-        ("precision / recall / F1", " / ".join(format_number(evaluation.get(k)) for k in ("precision", "recall", "f1"))
-         if evaluation else "not evaluated yet"),
+        (
+            "precision / recall / F1",
+            " / ".join(format_number(evaluation.get(k)) for k in ("precision", "recall", "f1"))
+            if evaluation
+            else "not evaluated yet",
+        ),
         ("test rows", str(evaluation.get("rows", "-"))),
-        ("latest drift decision", f"{format_time(latest_check['checked_at'])}: {latest_check['reason']}"
-         if latest_check else "no drift check yet"),
+        (
+            "latest drift decision",
+            f"{format_time(latest_check['checked_at'])}: {latest_check['reason']}"
+            if latest_check
+            else "no drift check yet",
+        ),
     ]
     if overview.data_drift:
-        facts.append(("data drift (latest)", f"{overview.data_drift.get('verdict')} at "
-                                             f"{format_time(overview.data_drift.get('timestamp'))}"))
+        facts.append(
+            (
+                "data drift (latest)",
+                f"{overview.data_drift.get('verdict')} at {format_time(overview.data_drift.get('timestamp'))}",
+            )
+        )
     if overview.diagnostics:
-        facts.append(("latest diagnostics", f"{format_time(overview.diagnostics.get('timestamp'))}, "
-                                            f"{overview.diagnostics.get('data_rows')} ingested rows"))
+        facts.append(
+            (
+                "latest diagnostics",
+                f"{format_time(overview.diagnostics.get('timestamp'))}, "
+                f"{overview.diagnostics.get('data_rows')} ingested rows",
+            )
+        )
     return facts
 
 
@@ -204,29 +232,56 @@ def _trend_page(overview: Overview) -> Figure:
     figure, (plot, tables) = _page("F1 across versions and drift checks", overview, [1.5, 1])
     draw_f1_trend(overview.deploys, overview.drift_checks, overview.version, fig=plot)
     checks, deployments = tables.subplots(2, 1)
-    _table(checks, "Recent drift decisions (newest first)",
-           ["checked at", "model", "test", "new F1", "threshold", "decision"],
-           [(format_time(c["checked_at"]), c["deployed_version"], c["test"], format_number(c["new_score"]),
-             format_number(c["threshold"]), "drift" if c["drift"] else "no drift")
-            for c in overview.recent_drift_checks],
-           [0.25, 0.12, 0.16, 0.13, 0.13, 0.21], empty="no drift check yet")
-    _table(deployments, "Recent deployments (newest first)",
-           ["at", "action", "version", "previous", "test F1"],
-           [(format_time(d["deployed_at"]), d["action"], d["version"], d["previous_version"], format_number(d["f1"]))
-            for d in overview.recent_deployments],
-           [0.28, 0.16, 0.16, 0.2, 0.2])
+    _table(
+        checks,
+        "Recent drift decisions (newest first)",
+        ["checked at", "model", "test", "new F1", "threshold", "decision"],
+        [
+            (
+                format_time(c["checked_at"]),
+                c["deployed_version"],
+                c["test"],
+                format_number(c["new_score"]),
+                format_number(c["threshold"]),
+                "drift" if c["drift"] else "no drift",
+            )
+            for c in overview.recent_drift_checks
+        ],
+        [0.25, 0.12, 0.16, 0.13, 0.13, 0.21],
+        empty="no drift check yet",
+    )
+    _table(
+        deployments,
+        "Recent deployments (newest first)",
+        ["at", "action", "version", "previous", "test F1"],
+        [
+            (format_time(d["deployed_at"]), d["action"], d["version"], d["previous_version"], format_number(d["f1"]))
+            for d in overview.recent_deployments
+        ],
+        [0.28, 0.16, 0.16, 0.2, 0.2],
+    )
     return figure
 
 
 def _data_page(overview: Overview) -> Figure:
     snapshot = overview.diagnostics or {}
     figure, (table, plot) = _page("Ingested data: summary statistics and missing values", overview, [0.6, 2.3])
-    rows = [(row["column"], *(format_number(row[k], 3) for k in ("mean", "median", "std")),
-             format_number(row["missing"], 2)) for row in summary_rows(snapshot)]
-    _table(table.add_subplot(),
-           f"Latest diagnostics run ({format_time(snapshot.get('timestamp'))}, {snapshot.get('data_rows', '-')} rows)",
-           ["column", "mean", "median", "std", "% missing"], rows, [0.3, 0.175, 0.175, 0.175, 0.175],
-           empty="no diagnostics run yet")
+    rows = [
+        (
+            row["column"],
+            *(format_number(row[k], 3) for k in ("mean", "median", "std")),
+            format_number(row["missing"], 2),
+        )
+        for row in summary_rows(snapshot)
+    ]
+    _table(
+        table.add_subplot(),
+        f"Latest diagnostics run ({format_time(snapshot.get('timestamp'))}, {snapshot.get('data_rows', '-')} rows)",
+        ["column", "mean", "median", "std", "% missing"],
+        rows,
+        [0.3, 0.175, 0.175, 0.175, 0.175],
+        empty="no diagnostics run yet",
+    )
     draw_summary_trend(overview.diagnostics_history, fig=plot)
     return figure
 
@@ -241,15 +296,32 @@ def _timings_page(overview: Overview) -> Figure:
 def _files_page(overview: Overview) -> Figure:
     snapshot = overview.diagnostics or {}
     figure, (files, dependencies) = _page("Ingested files and dependencies", overview, [1.3, 1])
-    _table(files.add_subplot(), "Ingested files (latest record of each file)",
-           ["file", "status", "read", "kept", "duplicates", "recorded at", "reason"],
-           [(f["file_name"], f["status"], f["rows_read"], f["rows_kept"], f["duplicates_dropped"],
-             format_time(f["ingested_at"]), f["reason"]) for f in overview.ingested_files],
-           [0.2, 0.1, 0.07, 0.07, 0.1, 0.21, 0.25])
-    _table(dependencies.add_subplot(), f"Dependencies (checked {format_time(snapshot.get('timestamp'))})",
-           ["package", "installed", "latest", "status"],
-           [(d["package"], d["installed"], d["latest"], d["status"]) for d in snapshot.get("dependencies") or []],
-           [0.34, 0.22, 0.22, 0.22], empty="no dependency check yet")
+    _table(
+        files.add_subplot(),
+        "Ingested files (latest record of each file)",
+        ["file", "status", "read", "kept", "duplicates", "recorded at", "reason"],
+        [
+            (
+                f["file_name"],
+                f["status"],
+                f["rows_read"],
+                f["rows_kept"],
+                f["duplicates_dropped"],
+                format_time(f["ingested_at"]),
+                f["reason"],
+            )
+            for f in overview.ingested_files
+        ],
+        [0.2, 0.1, 0.07, 0.07, 0.1, 0.21, 0.25],
+    )
+    _table(
+        dependencies.add_subplot(),
+        f"Dependencies (checked {format_time(snapshot.get('timestamp'))})",
+        ["package", "installed", "latest", "status"],
+        [(d["package"], d["installed"], d["latest"], d["status"]) for d in snapshot.get("dependencies") or []],
+        [0.34, 0.22, 0.22, 0.22],
+        empty="no dependency check yet",
+    )
     return figure
 
 
@@ -265,11 +337,12 @@ def _data_drift_page(overview: Overview, result: dict[str, Any]) -> Figure:
 
 def _api_pages(overview: Overview, text: str) -> list[Figure]:
     lines = [piece for line in text.splitlines() for piece in (textwrap.wrap(line, API_LINE_WIDTH) or [""])]
-    chunks = [lines[i:i + API_LINES_PER_PAGE] for i in range(0, len(lines), API_LINES_PER_PAGE)][:MAX_API_PAGES]
+    chunks = [lines[i : i + API_LINES_PER_PAGE] for i in range(0, len(lines), API_LINES_PER_PAGE)][:MAX_API_PAGES]
     pages = []
     for number, chunk in enumerate(chunks, start=1):
-        figure, (block,) = _page(f"Latest API returns ({API_RETURNS_NAME}, page {number} of {len(chunks)})",
-                                 overview, [1])
+        figure, (block,) = _page(
+            f"Latest API returns ({API_RETURNS_NAME}, page {number} of {len(chunks)})", overview, [1]
+        )
         axes = block.add_subplot()
         axes.axis("off")
         axes.text(0, 1, "\n".join(chunk), family="monospace", fontsize=7, va="top", transform=axes.transAxes)

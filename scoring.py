@@ -13,14 +13,15 @@ from typing import Any
 import pandas as pd
 from sklearn.metrics import f1_score
 
-from risk.datasets import read_test_data
-from risk.schema import FEATURES, TARGET
-from risk.modelfiles import SCORE_NAME, load_model, write_score
 from risk.cli import make_parser, run_script
-from risk.store import RecordsStore, with_store
 from risk.config import Settings
+from risk.datasets import read_test_data
+from risk.modelfiles import SCORE_NAME, load_model, write_score
+from risk.schema import FEATURES, TARGET
+from risk.store import RecordsStore, with_store
 
 log = logging.getLogger("scoring")
+
 
 def f1_on_frame(model: Any, frame: pd.DataFrame) -> float:
     """F1 of ``model`` on a labelled frame (0.0 when there are no true or predicted positives)."""

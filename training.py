@@ -12,26 +12,25 @@ from __future__ import annotations
 
 import logging
 import platform
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import sklearn
 from sklearn.pipeline import Pipeline
 
-from risk.datadrift import DriftConfig, build_reference
-from risk.inputscan import FINAL_DATA_NAME
-from risk.datasets import read_training_data
-from risk.schema import FEATURES, TARGET, feature_arrays
-from risk.modelfiles import MODEL_NAME, REFERENCE_NAME, save_model, write_reference
-from risk.errors import UserFacingError
 from risk.cli import make_parser, run_script
-from risk.files import sha256_file
 from risk.clock import utc_now
 from risk.config import Settings
-from risk.model import build_model  # noqa: F401  (the course's model)
+from risk.datadrift import DriftConfig, build_reference
+from risk.datasets import read_training_data
+from risk.files import sha256_file
+from risk.inputscan import FINAL_DATA_NAME
+from risk.model import build_model
+from risk.modelfiles import MODEL_NAME, REFERENCE_NAME, save_model, write_reference
+from risk.schema import FEATURES, TARGET, feature_arrays
 
 log = logging.getLogger("training")
+
 
 def training_reference(model: Pipeline, frame: pd.DataFrame, settings: Settings) -> dict[str, Any]:
     """The data drift reference of a model fitted on ``frame`` (see datadrift.build_reference)."""
@@ -67,7 +66,11 @@ def train_model(settings: Settings) -> dict[str, Any]:
     metadata = save_model(model, metadata, settings.output_model_path)
     log.info(
         "trained on %d rows of %s; saved %s (sha256 %s...) and %s",
-        len(frame), data_path, settings.output_model_path / MODEL_NAME, metadata["model_sha256"][:12], REFERENCE_NAME,
+        len(frame),
+        data_path,
+        settings.output_model_path / MODEL_NAME,
+        metadata["model_sha256"][:12],
+        REFERENCE_NAME,
     )
     return metadata
 

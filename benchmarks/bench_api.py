@@ -24,10 +24,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -40,9 +41,10 @@ for folder in (REPO, BENCH_DIR):
         sys.path.insert(0, str(folder))
 
 from bench_tick import build_project  # noqa: E402
+
+from risk.config import load_config  # noqa: E402
 from risk.deployed import load_deployed_model  # noqa: E402
 from risk.schema import FEATURES  # noqa: E402
-from risk.config import load_config  # noqa: E402
 
 ONE_ROW = [{"corporation": "abcd", "lastmonth_activity": 234, "lastyear_activity": 3, "number_of_employees": 10}]
 ROUNDS = 2
@@ -63,8 +65,18 @@ def gunicorn(config: Path, workers: int, log_path: Path) -> Iterator[str]:
     port = free_port()
     env = {**os.environ, "RISK_CONFIG": str(config)}
     env.pop("RISK_API_TOKEN", None)
-    command = [sys.executable, "-m", "gunicorn", "-c", str(REPO / "gunicorn.conf.py"),
-               "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "wsgi:app"]
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        str(REPO / "gunicorn.conf.py"),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "wsgi:app",
+    ]
     with open(log_path, "w") as log:
         process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -107,8 +119,12 @@ def load(pool: ProcessPoolExecutor, url: str, method: str, body: Any, clients: i
     latencies = [latency for future in futures for latency in future.result()]
     elapsed = time.perf_counter() - started
     quantiles = statistics.quantiles(latencies, n=100)
-    return {"requests_per_second": len(latencies) / elapsed, "p50_ms": quantiles[49] * 1000,
-            "p99_ms": quantiles[98] * 1000, "requests": float(len(latencies))}
+    return {
+        "requests_per_second": len(latencies) / elapsed,
+        "p50_ms": quantiles[49] * 1000,
+        "p99_ms": quantiles[98] * 1000,
+        "requests": float(len(latencies)),
+    }
 
 
 def merged(runs: list[dict[str, float]]) -> dict[str, float]:
@@ -132,8 +148,14 @@ def single_row_figures(url: str, clients: int, count: int) -> dict[str, dict[str
 
 def batch_frame(project: Path, rows: int) -> pd.DataFrame:
     """``rows`` rows resampled from the course data, features jittered (seeded), unique corporation ids."""
-    source = pd.concat([pd.read_csv(path) for folder in ("practicedata", "sourcedata", "testdata")
-                        for path in sorted((project / folder).glob("*.csv"))], ignore_index=True)
+    source = pd.concat(
+        [
+            pd.read_csv(path)
+            for folder in ("practicedata", "sourcedata", "testdata")
+            for path in sorted((project / folder).glob("*.csv"))
+        ],
+        ignore_index=True,
+    )
     rng = np.random.default_rng(0)
     sample = source.sample(n=rows, replace=True, random_state=0).reset_index(drop=True)
     frame = pd.DataFrame({"corporation": [f"c{i:05d}" for i in range(rows)]})
@@ -168,16 +190,17 @@ def batch_figures(url: str, config: Path, rows: int, runs: int) -> dict[str, flo
             response = requests.post(f"{url}/prediction", timeout=120, **kwargs)
             if response.status_code != 200 or response.json()["rows"] != rows:
                 raise RuntimeError(f"batch answered {response.status_code}: {response.text[:200]}")
+
         return call
 
     return {
         "rows": float(rows),
         "model_predict_s": median_seconds(lambda: model.predict(features), runs),
-        "model_predict_proba_s": median_seconds(lambda: (model.predict(features), model.predict_proba(features)),
-                                                runs),
+        "model_predict_proba_s": median_seconds(lambda: (model.predict(features), model.predict_proba(features)), runs),
         "api_csv_upload_s": median_seconds(post(files={"file": ("batch.csv", csv_bytes, "text/csv")}), runs),
-        "api_json_records_s": median_seconds(post(data=json.dumps(records),
-                                                  headers={"Content-Type": "application/json"}), runs),
+        "api_json_records_s": median_seconds(
+            post(data=json.dumps(records), headers={"Content-Type": "application/json"}), runs
+        ),
         "api_file_path_s": median_seconds(post(json={"filepath": settings.shown_path(batch_file)}), runs),
     }
 
@@ -185,8 +208,9 @@ def batch_figures(url: str, config: Path, rows: int, runs: int) -> dict[str, flo
 # --- the whole run ---
 
 
-def run_benchmark(clients: int = 4, requests_per_client: int = 300, rows: int = 10_000, batch_runs: int = 7,
-                  workers: int = 2) -> dict[str, Any]:
+def run_benchmark(
+    clients: int = 4, requests_per_client: int = 300, rows: int = 10_000, batch_runs: int = 7, workers: int = 2
+) -> dict[str, Any]:
     """Build a project, start gunicorn, measure; returns every figure and ratio as a dict."""
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
         config = build_project(Path(tmp))
@@ -195,8 +219,14 @@ def run_benchmark(clients: int = 4, requests_per_client: int = 300, rows: int = 
             batch = batch_figures(url, config, rows, batch_runs)
     health, prediction = single["health"], single["prediction"]
     return {
-        "setup": {"clients": clients, "requests_per_client_per_round": requests_per_client, "rounds": ROUNDS,
-                  "gunicorn_workers": workers, "batch_rows": rows, "batch_runs": batch_runs},
+        "setup": {
+            "clients": clients,
+            "requests_per_client_per_round": requests_per_client,
+            "rounds": ROUNDS,
+            "gunicorn_workers": workers,
+            "batch_rows": rows,
+            "batch_runs": batch_runs,
+        },
         "health": health,
         "prediction": prediction,
         "batch": batch,

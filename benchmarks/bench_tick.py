@@ -33,8 +33,11 @@ def build_project(root: Path) -> Path:
     (root / "config.json").write_text(json.dumps(config))
     (root / "config_practice.json").write_text(json.dumps(practice))
     for name in ("config_practice.json", "config.json"):
-        subprocess.run([sys.executable, str(REPO / "fullprocess.py"), "--config", str(root / name), "--quiet"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, str(REPO / "fullprocess.py"), "--config", str(root / name), "--quiet"],
+            check=True,
+            capture_output=True,
+        )
     return root / "config.json"
 
 

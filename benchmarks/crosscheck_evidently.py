@@ -56,12 +56,18 @@ SIZES = {"KS": (500, 200), "PSI": (5000, 1000)}
 TINY = ("KS: tiny batch, mean +2 sd on all", 500, 10, {"mean_shift": {"a": 2.0, "b": 2.0, "c": 2.0}})
 
 
-def generate(rng: np.random.Generator, rows: int, mean_shift: dict[str, float] | None = None,
-             scale: dict[str, float] | None = None) -> dict[str, np.ndarray]:
+def generate(
+    rng: np.random.Generator,
+    rows: int,
+    mean_shift: dict[str, float] | None = None,
+    scale: dict[str, float] | None = None,
+) -> dict[str, np.ndarray]:
     """Feature i ~ Normal(10 i, i); shifts are in units of the feature's sd (as in tests/test_datadrift.py)."""
     mean_shift, scale = mean_shift or {}, scale or {}
-    return {name: rng.normal(10 * i + mean_shift.get(name, 0.0) * i, i * scale.get(name, 1.0), rows)
-            for i, name in enumerate(FEATURES, start=1)}
+    return {
+        name: rng.normal(10 * i + mean_shift.get(name, 0.0) * i, i * scale.get(name, 1.0), rows)
+        for i, name in enumerate(FEATURES, start=1)
+    }
 
 
 @dataclass
@@ -87,8 +93,9 @@ def ours(
     return Outcome(result["verdict"], features, done - built), built - started
 
 
-def evidently_check(reference_data: dict[str, np.ndarray], batch: dict[str, np.ndarray],
-                    preset_options: dict[str, Any]) -> Outcome:
+def evidently_check(
+    reference_data: dict[str, np.ndarray], batch: dict[str, np.ndarray], preset_options: dict[str, Any]
+) -> Outcome:
     """Evidently's DataDriftPreset on the same data (frames built outside the timing)."""
     import pandas as pd
     from evidently import DataDefinition, Dataset, Report
@@ -119,8 +126,11 @@ def evidently_check(reference_data: dict[str, np.ndarray], batch: dict[str, np.n
 def matched_options(reference_rows: int, config: DriftConfig) -> dict[str, Any]:
     """Evidently configured with our method for this reference size and our thresholds and vote share."""
     small = reference_rows <= config.ks_max_reference_rows
-    return {"num_method": "ks" if small else "psi", "num_threshold": config.ks_alpha if small else config.psi_drift,
-            "drift_share": config.feature_share}
+    return {
+        "num_method": "ks" if small else "psi",
+        "num_threshold": config.ks_alpha if small else config.psi_drift,
+        "drift_share": config.feature_share,
+    }
 
 
 @dataclass
@@ -153,8 +163,11 @@ def run(seeds: int) -> None:
     times: dict[str, list[float]] = {"ours (compare)": [], "ours (build reference)": [], **{t: [] for t in tools}}
     totals = {t: Tally() for t in ("all",)}
     print_header()
-    scenarios = [(f"{size}: {kind}", ref_rows, batch_rows, shift)
-                 for size, (ref_rows, batch_rows) in SIZES.items() for kind, shift in KINDS.items()]
+    scenarios = [
+        (f"{size}: {kind}", ref_rows, batch_rows, shift)
+        for size, (ref_rows, batch_rows) in SIZES.items()
+        for kind, shift in KINDS.items()
+    ]
     for label, ref_rows, batch_rows, shift in [*scenarios, TINY]:
         tally = Tally()
         for seed in range(seeds):
@@ -176,25 +189,35 @@ def run(seeds: int) -> None:
     overall = totals["all"]
     print()
     for tool in tools:
-        print(f"overall, ours vs {tool}: dataset verdicts agree in {overall.dataset_agree[tool]}/{overall.runs} "
-              f"({overall.dataset_agree[tool] / overall.runs:.0%}), feature verdicts in "
-              f"{overall.feature_agree[tool]}/{overall.feature_total} "
-              f"({overall.feature_agree[tool] / overall.feature_total:.0%}) (tiny batches excluded)")
+        print(
+            f"overall, ours vs {tool}: dataset verdicts agree in {overall.dataset_agree[tool]}/{overall.runs} "
+            f"({overall.dataset_agree[tool] / overall.runs:.0%}), feature verdicts in "
+            f"{overall.feature_agree[tool]}/{overall.feature_total} "
+            f"({overall.feature_agree[tool] / overall.feature_total:.0%}) (tiny batches excluded)"
+        )
     print()
     for name, seconds in times.items():
-        print(f"time per comparison, {name:<24} median {statistics.median(seconds) * 1000:8.2f} ms   "
-              f"total {sum(seconds):7.2f} s over {len(seconds)}")
+        print(
+            f"time per comparison, {name:<24} median {statistics.median(seconds) * 1000:8.2f} ms   "
+            f"total {sum(seconds):7.2f} s over {len(seconds)}"
+        )
     evidently_median = statistics.median(times["evidently default"])
     compare, build = statistics.median(times["ours (compare)"]), statistics.median(times["ours (build reference)"])
-    print(f"ratio Evidently (default preset) / ours: {evidently_median / compare:.0f}x per comparison, "
-          f"{evidently_median / (compare + build):.0f}x counting the reference build")
+    print(
+        f"ratio Evidently (default preset) / ours: {evidently_median / compare:.0f}x per comparison, "
+        f"{evidently_median / (compare + build):.0f}x counting the reference build"
+    )
 
 
 def print_header() -> None:
-    print(f"{'scenario':<44} {'ref':>5} {'batch':>5} | {'dataset drift flagged':^31} | "
-          f"{'dataset agree':^13} | {'feature agree':^13}")
-    print(f"{'':<44} {'rows':>5} {'rows':>5} | {'ours':>5} {'(insuff.)':>9} {'ev.def':>7} {'ev.ours':>7} | "
-          f"{'def':>6} {'ours':>6} | {'def':>6} {'ours':>6}")
+    print(
+        f"{'scenario':<44} {'ref':>5} {'batch':>5} | {'dataset drift flagged':^31} | "
+        f"{'dataset agree':^13} | {'feature agree':^13}"
+    )
+    print(
+        f"{'':<44} {'rows':>5} {'rows':>5} | {'ours':>5} {'(insuff.)':>9} {'ev.def':>7} {'ev.ours':>7} | "
+        f"{'def':>6} {'ours':>6} | {'def':>6} {'ours':>6}"
+    )
 
 
 def print_row(label: str, ref_rows: int, batch_rows: int, tally: Tally, tools: tuple[str, ...]) -> None:
@@ -203,8 +226,10 @@ def print_row(label: str, ref_rows: int, batch_rows: int, tally: Tally, tools: t
     dataset = " ".join(f"{tally.dataset_agree[t] / runs:>6.0%}" for t in tools)
     features = " ".join(f"{tally.feature_agree[t] / tally.feature_total:>6.0%}" for t in tools)
     flagged = " ".join(f"{tally.drift[t]:>4}/{runs:<2}" for t in tools)
-    print(f"{label:<44} {ref_rows:>5} {batch_rows:>5} | {tally.ours_drift:>2}/{runs:<2} {tally.ours_insufficient:>9} "
-          f"{flagged} | {dataset} | {features}")
+    print(
+        f"{label:<44} {ref_rows:>5} {batch_rows:>5} | {tally.ours_drift:>2}/{runs:<2} {tally.ours_insufficient:>9} "
+        f"{flagged} | {dataset} | {features}"
+    )
 
 
 def main() -> None:
@@ -218,10 +243,14 @@ def main() -> None:
     warnings.filterwarnings("ignore")  # Evidently's deprecation chatter
     import scipy
 
-    print(f"evidently {evidently.__version__}, scipy {scipy.__version__}, numpy {np.__version__}, "
-          f"python {sys.version.split()[0]}; {args.seeds} seeds per scenario")
-    print("ev.def = Evidently's DataDriftPreset with its defaults; ev.ours = the preset with our methods and "
-          "thresholds;\n(insuff.) = batches ours called 'insufficient data'; agree = share of equal verdicts\n")
+    print(
+        f"evidently {evidently.__version__}, scipy {scipy.__version__}, numpy {np.__version__}, "
+        f"python {sys.version.split()[0]}; {args.seeds} seeds per scenario"
+    )
+    print(
+        "ev.def = Evidently's DataDriftPreset with its defaults; ev.ours = the preset with our methods and "
+        "thresholds;\n(insuff.) = batches ours called 'insufficient data'; agree = share of equal verdicts\n"
+    )
     run(args.seeds)
 
 

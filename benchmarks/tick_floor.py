@@ -35,8 +35,9 @@ def main() -> None:
     root.addHandler(logging.FileHandler(os.path.join(base, "logs", "tick_floor.log"), encoding="utf-8"))
     with open(os.path.join(base, config["prod_deployment_path"], ".floor.lock"), "a+", encoding="utf-8") as lock:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        store = os.path.join(base, config.get("records_db_path", os.path.join(config["output_folder_path"],
-                                                                              "records.sqlite")))
+        store = os.path.join(
+            base, config.get("records_db_path", os.path.join(config["output_folder_path"], "records.sqlite"))
+        )
         with sqlite3.connect(store) as connection:
             checked = set(connection.execute("SELECT file_name, sha256 FROM checked_files"))
         names = sorted(entry.name for entry in os.scandir(os.path.join(base, config["input_folder_path"])))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from risk.config import ConfigError, Settings, load_config
 from risk.errors import UserFacingError
@@ -20,9 +20,15 @@ EXIT_BAD_INPUT = 2
 def make_parser(description: str) -> argparse.ArgumentParser:
     """The argument parser every script starts from: ``--config``, ``--quiet`` and ``--verbose``."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--config", help="path to config.json (default: $RISK_CONFIG or config.json beside the scripts)")
-    parser.add_argument("-q", "--quiet", action="store_true",
-                        help="on stderr, only what people must hear about: notices, warnings and errors")
+    parser.add_argument(
+        "--config", help="path to config.json (default: $RISK_CONFIG or config.json beside the scripts)"
+    )
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="on stderr, only what people must hear about: notices, warnings and errors",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
     return parser
 

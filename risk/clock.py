@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 def utc_now() -> str:
@@ -14,7 +14,7 @@ def utc_now() -> str:
 def parse_utc(timestamp: str) -> datetime:
     """The datetime of a timestamp written by :func:`utc_now` (any ISO 8601 form is accepted)."""
     parsed = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def unix_seconds(timestamp: str) -> float:

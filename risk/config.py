@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 CODE_DIR = Path(__file__).resolve().parents[1]  # the project folder: the course scripts and config.json
@@ -234,8 +235,7 @@ def _model_params(config_path: Path, value: Any) -> ModelParams:
     unknown = sorted(set(value) - set(MODEL_KEYS))
     if unknown:
         raise ConfigError(
-            f"{config_path}: key 'model.{unknown[0]}' is not a supported setting; "
-            f"use {', '.join(MODEL_KEYS)}"
+            f"{config_path}: key 'model.{unknown[0]}' is not a supported setting; use {', '.join(MODEL_KEYS)}"
         )
     cleaned = {k: _check(config_path, f"model.{k}", v, MODEL_KEYS[k]) for k, v in value.items()}
     params = ModelParams(**cleaned)
@@ -248,11 +248,11 @@ def _model_params(config_path: Path, value: Any) -> ModelParams:
 
 
 REQUIRED_PATH_KEYS = {
-    "input_folder_path": "the folder new data files arrive in, e.g. \"sourcedata\"",
-    "output_folder_path": "the folder ingested data is written to, e.g. \"ingesteddata\"",
-    "test_data_path": "the folder holding testdata.csv, e.g. \"testdata\"",
-    "output_model_path": "the folder for the trained model and its reports, e.g. \"models\"",
-    "prod_deployment_path": "the folder for deployed versions, e.g. \"production_deployment\"",
+    "input_folder_path": 'the folder new data files arrive in, e.g. "sourcedata"',
+    "output_folder_path": 'the folder ingested data is written to, e.g. "ingesteddata"',
+    "test_data_path": 'the folder holding testdata.csv, e.g. "testdata"',
+    "output_model_path": 'the folder for the trained model and its reports, e.g. "models"',
+    "prod_deployment_path": 'the folder for deployed versions, e.g. "production_deployment"',
 }
 
 OPTIONAL_KEYS: dict[str, Callable[[Any], Any]] = {

@@ -20,8 +20,9 @@ and the Evidently cross-check all use one implementation.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from scipy import stats
@@ -178,8 +179,11 @@ def compare_feature(
         "threshold": config.ks_alpha if method == KS else config.psi_drift,
     }
     if len(values) < needed or reference["rows"] < config.min_rows:
-        short = (f"{len(values)} batch values, {needed} needed" if len(values) < needed
-                 else f"{reference['rows']} reference values, {config.min_rows} needed")
+        short = (
+            f"{len(values)} batch values, {needed} needed"
+            if len(values) < needed
+            else f"{reference['rows']} reference values, {config.min_rows} needed"
+        )
         return {**result, "status": INSUFFICIENT, "detail": short}
     if method == KS:
         statistic, p_value = ks_test(np.asarray(kept, dtype="float64"), values)

@@ -51,5 +51,6 @@ def load_deployed_model(settings: Settings, version: str | None = None) -> Deplo
     loaded: LoadedModel = load_model(versions_dir(settings) / version)
     if loaded.sha256 != record.model_sha256:
         raise ModelIntegrityError(f"version {version}: model metadata and deployment record disagree; redeploy")
-    return DeployedModel(model=loaded.model, version=version, record=record, metadata=loaded.metadata,
-                         path=loaded.folder)
+    return DeployedModel(
+        model=loaded.model, version=version, record=record, metadata=loaded.metadata, path=loaded.folder
+    )

@@ -29,17 +29,36 @@ import numpy as np
 import pandas as pd
 
 from risk.inputscan import DataFile
-from risk.schema import COLUMNS, FEATURES, ID_COLUMN, TARGET, DataFileError, check_schema, read_data_file
+from risk.schema import COLUMNS, FEATURES, ID_COLUMN, TARGET, DataFileError, read_data_file
 
 log = logging.getLogger("risk.fastread")
 
 BATCH_BYTES = 1 << 20  # CSV bytes parsed in one read_csv: many small files at once, memory still bounded
 BLANKS_AND_QUOTES = (b" ", b"\t", b"\x0b", b"\x0c", b'"')
 NUMBER_BYTES = frozenset(b"0123456789+-.eE")
-NA_MARKERS = frozenset({  # read_csv's default missing-value markers
-    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A", "NA",
-    "NULL", "NaN", "None", "n/a", "nan", "null",
-})
+NA_MARKERS = frozenset(
+    {  # read_csv's default missing-value markers
+        "",
+        "#N/A",
+        "#N/A N/A",
+        "#NA",
+        "-1.#IND",
+        "-1.#QNAN",
+        "-NaN",
+        "-nan",
+        "1.#IND",
+        "1.#QNAN",
+        "<NA>",
+        "N/A",
+        "NA",
+        "NULL",
+        "NaN",
+        "None",
+        "n/a",
+        "nan",
+        "null",
+    }
+)
 HASH_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
 HASH_BLOCK_ROWS = 1 << 16  # rows hashed at a time, so temporaries stay small
 NUMBER_COLUMNS = (*FEATURES, TARGET)
@@ -135,17 +154,22 @@ def _plain_text(raw: bytes) -> bool:
         return False
     return not raw.startswith(b"\xef\xbb\xbf")
 
+
 def _trimmed_text(raw: bytes) -> bool:
     """True for ASCII bytes without blanks, quotes or lone carriage returns: no field can need trimming."""
-    return raw.isascii() and not any(mark in raw for mark in BLANKS_AND_QUOTES) and (
-        raw.count(b"\r") == raw.count(b"\r\n")
+    return (
+        raw.isascii()
+        and not any(mark in raw for mark in BLANKS_AND_QUOTES)
+        and (raw.count(b"\r") == raw.count(b"\r\n"))
     )
+
 
 def _header_names(raw: bytes) -> list[str] | None:
     """The column names on the first line of trimmed text when they are the five schema columns, else None."""
     end = raw.find(b"\n")
-    names = raw[:end if end >= 0 else len(raw)].rstrip(b"\r").decode("ascii").split(",")
+    names = raw[: end if end >= 0 else len(raw)].rstrip(b"\r").decode("ascii").split(",")
     return names if len(names) == len(COLUMNS) and set(names) == set(COLUMNS) else None
+
 
 def _surely_text(value: bytes) -> bool:
     """True when read_csv can only take ``value`` as text (no number, infinity or missing-value marker): a
@@ -154,6 +178,7 @@ def _surely_text(value: bytes) -> bool:
         return False
     return value.decode("ascii") not in NA_MARKERS
 
+
 class _PlainCsv(NamedTuple):
     """A CSV file that can be parsed together with others: its header line and its data lines."""
 
@@ -161,6 +186,7 @@ class _PlainCsv(NamedTuple):
     header: bytes
     body: bytes
     rows: int
+
 
 def _batchable(file: DataFile, raw: bytes) -> _PlainCsv | None:
     """The file as a :class:`_PlainCsv` when parsing it with others gives what parsing it alone would: trimmed
@@ -199,6 +225,7 @@ def _parse_plain_csv(raw: bytes) -> tuple[pd.DataFrame, list[str], bool] | None:
         return None
     return frame, [str(label).strip() for label in frame.columns.tolist()], trimmed
 
+
 def _columns_as_read(frame: pd.DataFrame, names: list[str]) -> tuple[pd.Series, NumberColumns] | None:
     """The ids and number arrays of a parsed frame (``names``: each column's schema name) that already meets
     the schema, or None when it may not.
@@ -226,9 +253,11 @@ def _columns_as_read(frame: pd.DataFrame, names: list[str]) -> tuple[pd.Series, 
         numbers[name] = values
     return ids, numbers
 
+
 def _columns_of(frame: pd.DataFrame) -> tuple[pd.Series, NumberColumns]:
     """The ids and number arrays of a frame returned by :func:`check_schema`."""
     return frame[ID_COLUMN], {name: frame[name].to_numpy() for name in (*FEATURES, TARGET)}
+
 
 def read_schema_columns(path: Path, raw: bytes | None = None) -> tuple[pd.Series, NumberColumns]:
     """Read one data file for merging: its ids (as text, trimmed) and number columns, once they meet the schema.
@@ -253,6 +282,7 @@ def read_schema_columns(path: Path, raw: bytes | None = None) -> tuple[pd.Series
 
 # --- merging ---
 
+
 def _parse_batch(batch: list[_PlainCsv]) -> tuple[pd.Series, NumberColumns] | None:
     """The ids and number columns of all files of ``batch`` (files with the same header line, in order) from
     one read_csv; None unless every file meets the schema as parsed (each is then read on its own)."""
@@ -267,6 +297,7 @@ def _parse_batch(batch: list[_PlainCsv]) -> tuple[pd.Series, NumberColumns] | No
     if columns is None or any(values.dtype.kind == "u" for values in columns[1].values()):
         return None
     return columns
+
 
 class _FileReader:
     """Reads files into :class:`ColumnBuffer` in name order, recording rejections; runs of plain CSV files
@@ -286,8 +317,9 @@ class _FileReader:
             self._reject(file, err)
             return
         plain = _batchable(file, raw) if raw is not None else None
-        if plain is None or (self._batch and (plain.header != self._batch[0].header
-                                              or self._batch_bytes >= BATCH_BYTES)):
+        if plain is None or (
+            self._batch and (plain.header != self._batch[0].header or self._batch_bytes >= BATCH_BYTES)
+        ):
             self.finish()
         if plain is None:
             self._read_alone(file, raw)
@@ -349,14 +381,14 @@ class ColumnBuffer:
                 buffer = self._numbers[name] = np.empty(self._capacity, dtype=values.dtype)
             elif np.result_type(buffer, values) != buffer.dtype:  # as concat would: int becomes float
                 buffer = self._numbers[name] = self._moved(buffer, self._capacity, np.result_type(buffer, values))
-            buffer[self.rows:end] = values
+            buffer[self.rows : end] = values
         self._ids.append(ids.array)
         self.lengths.extend([count] if lengths is None else lengths)
         self.rows = end
 
     def _moved(self, buffer: np.ndarray, capacity: int, dtype: np.dtype) -> np.ndarray:
         moved = np.empty(capacity, dtype=dtype)
-        moved[:self.rows] = buffer[:self.rows]
+        moved[: self.rows] = buffer[: self.rows]
         return moved
 
     def _reserve(self, capacity: int) -> None:
@@ -368,7 +400,7 @@ class ColumnBuffer:
         """Drop whole-row duplicates (first occurrence wins, in the order added; ids compared once cleaned),
         clean the ids, and return the merged frame, each kept row's source (from ``names``, one per add) and
         per-add counts of dropped duplicates. The buffers are handed over: add nothing after merging."""
-        numbers = {name: buffer[:self.rows] for name, buffer in self._numbers.items()}
+        numbers = {name: buffer[: self.rows] for name, buffer in self._numbers.items()}
         self._numbers.clear()
         numbers[TARGET] = numbers[TARGET].astype(np.int64, copy=False)
         codes = np.repeat(np.arange(len(self.lengths), dtype=np.min_scalar_type(len(self.lengths))), self.lengths)
@@ -381,7 +413,7 @@ class ColumnBuffer:
                 numbers[name] = numbers[name][keep]
             ends = np.cumsum([len(part) for part in self._ids])
             for index, (part, end) in enumerate(zip(self._ids, ends)):  # part by part, no full-size copy
-                kept = keep[end - len(part):end]
+                kept = keep[end - len(part) : end]
                 if not kept.all():
                     self._ids[index] = part[kept]
         ids = _joined(self._ids).astype("string")
@@ -390,9 +422,11 @@ class ColumnBuffer:
         source = pd.Series(pd.Categorical.from_codes(codes, categories=names))
         return data, source, dropped
 
+
 def _clean_ids(ids: pd.Series) -> pd.Series:
     """Ids as :func:`check_schema` leaves them: text, surrounding whitespace removed."""
     return ids.astype("string").str.strip()
+
 
 def merge_frames(frames: list[pd.DataFrame], names: list[str]) -> tuple[pd.DataFrame, pd.Series, np.ndarray]:
     """Merge frames from :func:`check_schema` once (see :class:`ColumnBuffer`): the merged frame without
@@ -412,9 +446,9 @@ def _row_hashes(columns: list[np.ndarray], start: int = 0, stop: int | None = No
     stop = len(columns[0]) if stop is None else stop
     hashes = np.zeros(stop - start, dtype=np.uint64)
     for block in range(start, stop, HASH_BLOCK_ROWS):
-        part = hashes[block - start:min(block + HASH_BLOCK_ROWS, stop) - start]
+        part = hashes[block - start : min(block + HASH_BLOCK_ROWS, stop) - start]
         for column in columns:
-            values = column[block:block + len(part)]
+            values = column[block : block + len(part)]
             if values.dtype.kind == "f":
                 values = values + 0.0  # -0.0 becomes 0.0
                 values[np.isnan(values)] = np.nan  # one NaN bit pattern
@@ -422,6 +456,7 @@ def _row_hashes(columns: list[np.ndarray], start: int = 0, stop: int | None = No
             part *= HASH_MULTIPLIER  # wraps around, as intended
             part ^= part >> np.uint64(29)
     return hashes
+
 
 def _rows_sharing_a_hash(columns: list[np.ndarray]) -> np.ndarray:
     """Positions (ascending) of the rows whose numbers hash like at least one other row's.
@@ -443,9 +478,11 @@ def _rows_sharing_a_hash(columns: list[np.ndarray]) -> np.ndarray:
         found.append(np.flatnonzero(repeated[slot] == block) + start)
     return np.concatenate(found)
 
+
 def _joined(parts: list[pd.api.extensions.ExtensionArray]) -> pd.Series:
     """One Series of the values of ``parts``, in order."""
     return pd.concat([pd.Series(part, copy=False) for part in parts], ignore_index=True)
+
 
 def _take_rows(parts: list[pd.api.extensions.ExtensionArray], rows: np.ndarray) -> pd.Series:
     """Rows (ascending positions in the concatenation of ``parts``) taken part by part, without joining them."""
@@ -454,9 +491,11 @@ def _take_rows(parts: list[pd.api.extensions.ExtensionArray], rows: np.ndarray) 
     bounds = np.flatnonzero(np.diff(which, prepend=-1, append=len(parts)))
     return _joined([parts[which[a]].take(rows[a:b] - offsets[which[a]]) for a, b in zip(bounds[:-1], bounds[1:])])
 
+
 def _same_id(one: object, other: object) -> bool:
     """Whether two cleaned ids are equal, a missing id being equal to a missing one (as in duplicated())."""
     return one is other or (one is not pd.NA and other is not pd.NA and one == other)
+
 
 def _equal_to_first(columns: list[np.ndarray], ids: list[object]) -> np.ndarray | None:
     """``duplicated()`` of the rows made of ``ids`` and numeric ``columns`` (the first column hashing the ids):
@@ -482,6 +521,7 @@ def _equal_to_first(columns: list[np.ndarray], ids: list[object]) -> np.ndarray 
     duplicated[later] = True
     return duplicated
 
+
 def _duplicated(ids: list[pd.api.extensions.ExtensionArray], numbers: dict[str, np.ndarray]) -> np.ndarray:
     """Whole-row duplicates (first occurrence kept) of the rows made of ``ids`` (per-file parts, compared once
     cleaned) and ``numbers``, exactly as ``DataFrame.duplicated()`` says, in a fraction of its memory.
@@ -502,7 +542,8 @@ def _duplicated(ids: list[pd.api.extensions.ExtensionArray], numbers: dict[str, 
         columns = [id_hashes, *(values[candidates] for values in numbers.values())]
         found = _equal_to_first(columns, id_values)
         if found is None:
-            found = pd.DataFrame({ID_COLUMN: candidate_ids,
-                                  **{name: values[candidates] for name, values in numbers.items()}}).duplicated()
+            found = pd.DataFrame(
+                {ID_COLUMN: candidate_ids, **{name: values[candidates] for name, values in numbers.items()}}
+            ).duplicated()
         duplicated[candidates] = found
     return duplicated

@@ -12,8 +12,8 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 HASH_CHUNK = 1 << 20
 TEMP_PREFIX = "."  # temporary files are hidden: ".<name>.<pid>.<n><suffix>"
@@ -103,7 +103,7 @@ def _temp_owner(name: str) -> int | None:
     """The pid in a temporary file's name (``.<name>.<pid>.<n><suffix>``), or None if it is not one of ours."""
     if not name.startswith(TEMP_PREFIX):
         return None
-    parts = name[len(TEMP_PREFIX):].split(".")
+    parts = name[len(TEMP_PREFIX) :].split(".")
     for first, second in zip(parts, parts[1:]):
         if first.isdigit() and second[:1].isdigit():
             return int(first)

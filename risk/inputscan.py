@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, NamedTuple
+from typing import NamedTuple
 
 from risk.files import sha256_file
 from risk.store import RecordsStore
@@ -73,7 +74,8 @@ def _readable_sha256(path: Path) -> str | None:
     except OSError as err:
         logging.getLogger("datafiles").warning(
             "skipped %s: cannot read it (%s); fix its permissions or remove it, it is retried every run",
-            path, err.strerror or err,
+            path,
+            err.strerror or err,
         )
         return None
 

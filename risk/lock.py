@@ -6,8 +6,8 @@ import contextlib
 import errno
 import fcntl
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 
 class RunInProgress(RuntimeError):
@@ -21,7 +21,7 @@ def run_lock(lock_path: Path) -> Iterator[None]:
     The kernel releases the lock when the process dies, so a killed run never leaves a stale lock.
     """
     lock_path.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(lock_path, "a+", encoding="utf-8")
+    handle = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 - held open for the whole run, closed below
     try:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -105,7 +105,9 @@ def load_model(folder: Path) -> LoadedModel:
     if loaded.sklearn_mismatch:
         log.warning(
             "model in %s was trained with scikit-learn %s but %s is installed; retrain to be safe",
-            folder, metadata.get("sklearn_version"), installed_version("scikit-learn"),
+            folder,
+            metadata.get("sklearn_version"),
+            installed_version("scikit-learn"),
         )
     return loaded
 
@@ -148,8 +150,10 @@ def read_reference(folder: Path, metadata: dict[str, Any] | None = None) -> dict
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise ModelIntegrityError(f"data drift reference {path} is missing but recorded in {METADATA_NAME}; "
-                                  "retrain with training.py or roll back with deployment.py --rollback") from None
+        raise ModelIntegrityError(
+            f"data drift reference {path} is missing but recorded in {METADATA_NAME}; "
+            "retrain with training.py or roll back with deployment.py --rollback"
+        ) from None
     if sha256_bytes(data) != metadata["reference_sha256"]:
         raise ModelIntegrityError(
             f"data drift reference {path} does not match the sha256 recorded in {METADATA_NAME}; "

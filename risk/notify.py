@@ -66,17 +66,16 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import threading
 import urllib.parse
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 from risk.files import atomic_write_text
 from risk.logs import NOTICE
 from risk.outcome import Event, EventKind, RunOutcome, RunRecord
-
 
 log = logging.getLogger("risk.notify")
 
@@ -230,28 +229,52 @@ class Gauge(NamedTuple):
 def gauges(record: RunRecord) -> list[Gauge]:
     """The metrics of the module docstring's table for this run, unknown samples and empty metrics left out."""
     families = [
-        _gauge("last_run_timestamp_seconds", "End of the last run (finished_at, else started_at), unix seconds.",
-               _plain(_unix_seconds(record.finished_at or record.started_at))),
+        _gauge(
+            "last_run_timestamp_seconds",
+            "End of the last run (finished_at, else started_at), unix seconds.",
+            _plain(_unix_seconds(record.finished_at or record.started_at)),
+        ),
         _gauge("last_run_id", "Id of the last run in the records store.", _plain(record.run_id)),
-        _gauge("last_run_exit_code", "Exit code of the last run.",
-               _plain(record.outcome.exit_code if record.outcome else None)),
-        _gauge("last_run_success", "1 when the last run exited 0, else 0.",
-               _plain(record.outcome.succeeded if record.outcome else None)),
-        _gauge("last_run_outcome", "Outcome of the last run: 1 for its outcome, 0 for every other.",
-               _outcome_samples(record.outcome)),
-        _gauge("drift", "Drift verdict (1 drift, 0 no drift) of the acting rule and of the course rule.",
-               _drift_samples(record)),
+        _gauge(
+            "last_run_exit_code",
+            "Exit code of the last run.",
+            _plain(record.outcome.exit_code if record.outcome else None),
+        ),
+        _gauge(
+            "last_run_success",
+            "1 when the last run exited 0, else 0.",
+            _plain(record.outcome.succeeded if record.outcome else None),
+        ),
+        _gauge(
+            "last_run_outcome",
+            "Outcome of the last run: 1 for its outcome, 0 for every other.",
+            _outcome_samples(record.outcome),
+        ),
+        _gauge(
+            "drift",
+            "Drift verdict (1 drift, 0 no drift) of the acting rule and of the course rule.",
+            _drift_samples(record),
+        ),
         _gauge("new_f1", "F1 of the deployed model on the new labelled rows.", _plain(record.new_f1)),
         _gauge("reference_f1", "F1 the acting drift rule compared the new F1 with.", _plain(record.reference_f1)),
         _gauge("p_value", "p-value of the acting drift rule's test.", _plain(record.p_value)),
         _gauge("batch_rows", "New labelled rows the drift decision rests on.", _plain(record.batch_rows)),
         _gauge("batch_positives", "Rows with exited=1 among them.", _plain(record.batch_positives)),
-        _gauge("data_drift", "1 when the data drift verdict (label verdict) is drift, else 0.",
-               _data_drift_samples(record.data_drift)),
-        _gauge("data_drift_feature", "1 for each feature the data drift check flagged.",
-               tuple(Sample((("feature", name),), 1) for name in record.drifted_features)),
-        _gauge("deployed_version_info", "The version serving after the last run (value 1).",
-               _labelled("version", record.deployed_version)),
+        _gauge(
+            "data_drift",
+            "1 when the data drift verdict (label verdict) is drift, else 0.",
+            _data_drift_samples(record.data_drift),
+        ),
+        _gauge(
+            "data_drift_feature",
+            "1 for each feature the data drift check flagged.",
+            tuple(Sample((("feature", name),), 1) for name in record.drifted_features),
+        ),
+        _gauge(
+            "deployed_version_info",
+            "The version serving after the last run (value 1).",
+            _labelled("version", record.deployed_version),
+        ),
     ]
     return [family for family in families if family.samples]
 
@@ -269,8 +292,11 @@ def render_textfile(record: RunRecord) -> str:
 def write_textfile(path: Path, record: RunRecord) -> Path:
     """Write the run's metrics to ``path`` atomically (folder made if missing); returns ``path``."""
     if path.suffix != ".prom":
-        log.warning("metrics textfile %s does not end in .prom, so node_exporter's textfile collector ignores it; "
-                    "rename it (e.g. risk.prom)", path)
+        log.warning(
+            "metrics textfile %s does not end in .prom, so node_exporter's textfile collector ignores it; "
+            "rename it (e.g. risk.prom)",
+            path,
+        )
     atomic_write_text(path, render_textfile(record), temp_suffix=".tmp")  # the collector reads *.prom only
     return path
 
@@ -320,7 +346,7 @@ def _unix_seconds(timestamp: str | None) -> float | None:
     except ValueError:
         return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
 
 
@@ -416,8 +442,10 @@ def _webhook_url_problem(url: str) -> str | None:
         return f"the webhook URL is malformed ({err}); fix the webhook URL setting"
     if parts.scheme not in ("http", "https") or not parts.hostname:
         scheme = parts.scheme or "none"
-        return (f"the webhook URL must be http://host/... or https://host/... (got scheme {scheme!r}"
-                f"{'' if parts.hostname else ', no host'}); fix the webhook URL setting")
+        return (
+            f"the webhook URL must be http://host/... or https://host/... (got scheme {scheme!r}"
+            f"{'' if parts.hostname else ', no host'}); fix the webhook URL setting"
+        )
     return None
 
 
@@ -443,7 +471,9 @@ def _post(url: str, body: bytes, timeout: float) -> str | None:
             return None
 
     request = urllib.request.Request(
-        url, data=body, method="POST",
+        url,
+        data=body,
+        method="POST",
         headers={"Content-Type": "application/json", "User-Agent": "risk-notify/1"},
     )
     opener = urllib.request.build_opener(NoRedirects)  # keeps the environment's proxy settings
@@ -507,7 +537,10 @@ def announce(record: RunRecord, *, textfile: Path | None, webhook_url: str | Non
         try:
             write_textfile(textfile, record)
         except Exception as err:  # noqa: BLE001 - metrics are a side channel; the run's result stands
-            log.warning("metrics textfile %s not written: %s (the run goes on; check the folder exists and is "
-                        "writable)", textfile, err)
+            log.warning(
+                "metrics textfile %s not written: %s (the run goes on; check the folder exists and is writable)",
+                textfile,
+                err,
+            )
     if webhook_url and should_post(record):
         post_webhook(webhook_url, record, webhook_timeout)

@@ -12,21 +12,37 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from risk.versions import DeploymentRecord, current_version, read_record
-from risk.errors import UserFacingError
 from risk.clock import utc_now
-from risk.store import RecordsStore
 from risk.config import Settings
+from risk.errors import UserFacingError
+from risk.store import RecordsStore
+from risk.versions import DeploymentRecord, current_version, read_record
 
 log = logging.getLogger("history")
 
 API_RETURNS_NAME = "apireturns.txt"
 API_RETURNS_MAX_CHARS = 200_000
 TREND_LIMIT = 50
-DATA_DRIFT_FACTS = ("verdict", "reason", "timestamp", "model_version", "files", "batch_rows", "reference_rows",
-                    "drift_share", "target_rate", "predicted_positive_rate")
-DATA_DRIFT_COLUMNS = {"feature": "feature", "status": "status", "detail": "detail",
-                      "reference_mean": "ref. mean", "batch_mean": "batch mean", "batch_rows": "rows"}
+DATA_DRIFT_FACTS = (
+    "verdict",
+    "reason",
+    "timestamp",
+    "model_version",
+    "files",
+    "batch_rows",
+    "reference_rows",
+    "drift_share",
+    "target_rate",
+    "predicted_positive_rate",
+)
+DATA_DRIFT_COLUMNS = {
+    "feature": "feature",
+    "status": "status",
+    "detail": "detail",
+    "reference_mean": "ref. mean",
+    "batch_mean": "batch mean",
+    "batch_rows": "rows",
+}
 RECENT_LIMIT = 10
 
 
@@ -95,8 +111,11 @@ def summary_rows(snapshot: dict[str, Any] | None) -> list[dict[str, Any]]:
     summary = snapshot.get("summary_statistics") or {}
     missing = snapshot.get("missing_data_percent") or {}
     return [
-        {"column": column, **{k: (summary.get(column) or {}).get(k) for k in ("mean", "median", "std")},
-         "missing": missing.get(column)}
+        {
+            "column": column,
+            **{k: (summary.get(column) or {}).get(k) for k in ("mean", "median", "std")},
+            "missing": missing.get(column),
+        }
         for column in dict.fromkeys([*summary, *missing])
     ]
 

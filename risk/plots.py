@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, Sequence, Union
+from typing import Any
 
 import numpy as np
 from matplotlib import dates as mdates
@@ -21,7 +22,7 @@ from matplotlib.ticker import MaxNLocator
 
 from risk.clock import parse_utc
 
-FigureLike = Union[Figure, SubFigure]
+FigureLike = Figure | SubFigure
 
 CLASS_LABELS = ("stayed (0)", "exited (1)")
 PLOT_SIZE = (8.0, 4.5)
@@ -130,8 +131,9 @@ def _draw_f1_by_version(axes: Axes, deploys: Sequence[dict[str, Any]], current_v
     axes.plot(positions, scores, marker="o", color=COLOURS[0])
     current = [i for i, row in enumerate(deploys) if row["version"] == current_version]
     if current:
-        axes.plot(positions[current], np.array(scores)[current], marker="*", markersize=16, linestyle="none",
-                  color=COLOURS[1])
+        axes.plot(
+            positions[current], np.array(scores)[current], marker="*", markersize=16, linestyle="none", color=COLOURS[1]
+        )
     step = max(1, int(np.ceil(len(deploys) / MAX_VERSION_LABELS)))
     axes.set_xticks(positions[::step], labels=[row["version"] for row in deploys][::step])
     if len(deploys) <= MAX_VERSION_LABELS:
@@ -234,8 +236,14 @@ def draw_missing_trend(history: Sequence[dict[str, Any]], fig: FigureLike | None
     for index, column in enumerate(columns):
         values = _series(history, "missing_data_percent", column)
         highest = max(highest, float(np.nanmax(values)) if not np.isnan(values).all() else 0.0)
-        axes.plot(times, values, marker="o", color=COLOURS[index % len(COLOURS)], label=column,
-                  linestyle=("-", "--", ":", "-.")[index % 4])
+        axes.plot(
+            times,
+            values,
+            marker="o",
+            color=COLOURS[index % len(COLOURS)],
+            label=column,
+            linestyle=("-", "--", ":", "-.")[index % 4],
+        )
     axes.set_ylim(-0.5, max(5.0, highest * 1.2))
     axes.legend(fontsize=8, loc="upper left", ncols=min(3, len(columns)))
     axes.grid(axis="y", alpha=0.3)

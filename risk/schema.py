@@ -146,7 +146,7 @@ def decode_text(raw: bytes) -> str:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
         raise DataFileError(
-            f"has bytes that are not UTF-8 text (byte {err.start}: {raw[err.start:err.start + 1]!r}); "
+            f"has bytes that are not UTF-8 text (byte {err.start}: {raw[err.start : err.start + 1]!r}); "
             "re-save it as UTF-8"
         ) from None
 

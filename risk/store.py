@@ -17,8 +17,9 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from risk.clock import utc_now
 
@@ -166,8 +167,9 @@ class RecordsStore:
             if not path.exists():
                 raise FileNotFoundError(f"records store {path} does not exist yet; run fullprocess.py")
             uri = f"{path.resolve().as_uri()}?mode=ro"
-            self._conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                                         check_same_thread=False)
+            self._conn = sqlite3.connect(
+                uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            )
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
@@ -310,10 +312,12 @@ class RecordsStore:
     def _lookup(self, sql: str, keys: Sequence[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
         """Run ``sql`` (with ``{values}`` for a VALUES list) over ``keys`` in chunks that fit SQLite's limits."""
         for start in range(0, len(keys), LOOKUP_CHUNK):
-            chunk = keys[start:start + LOOKUP_CHUNK]
+            chunk = keys[start : start + LOOKUP_CHUNK]
             width = len(chunk[0])
             values = "VALUES " + ", ".join(["(" + ", ".join("?" * width) + ")"] * len(chunk))
-            yield from (tuple(row) for row in self._conn.execute(sql.format(values=values), [v for key in chunk for v in key]))
+            yield from (
+                tuple(row) for row in self._conn.execute(sql.format(values=values), [v for key in chunk for v in key])
+            )
 
     def checked_files(self) -> set[tuple[str, str]]:
         """(name, sha256) of every file a completed run has already checked."""

@@ -73,7 +73,7 @@ def make_data(
         if repeats:
             batch = np.concatenate([batch, written[rng.integers(0, count, size=repeats)]])
             batch = batch[rng.permutation(len(batch))]
-        written[count:count + rows] = batch
+        written[count : count + rows] = batch
         count += rows
         path = folder / f"{prefix}{index:0{width}d}.csv"
         path.write_text(csv_text(batch), encoding="utf-8")

@@ -122,8 +122,9 @@ def next_version(settings: Settings) -> str:
 # --- writing a version ---
 
 
-def write_version(settings: Settings, version: str, sources: dict[str, Path], f1: float,
-                  metadata: dict[str, Any]) -> DeploymentRecord:
+def write_version(
+    settings: Settings, version: str, sources: dict[str, Path], f1: float, metadata: dict[str, Any]
+) -> DeploymentRecord:
     """Copy ``sources`` (file name -> path) into a new version folder, with its ``deployment.json``; not current yet.
 
     The files are copied into a staging folder and flushed, and the folder is renamed into place in one step.

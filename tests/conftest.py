@@ -46,5 +46,3 @@ def history_project(tmp_path_factory: pytest.TempPathFactory) -> Project:
         versions = [row["version"] for row in store.deployments()]
     assert versions == ["v0002", "v0001"], f"the flipped batch should have redeployed; deployments: {versions}"
     return project
-
-

@@ -14,12 +14,11 @@ import os
 import shutil
 import signal
 import sys
-from pathlib import Path
 
 import deployment
+from risk.config import load_config
 from risk.lock import run_lock
 from risk.store import RecordsStore
-from risk.config import load_config
 
 
 def die() -> None:

@@ -11,9 +11,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import requests
 
@@ -24,7 +25,12 @@ REPO = Path(__file__).resolve().parents[1]
 DATA_FOLDERS = ("practicedata", "sourcedata", "testdata")
 COLUMNS = "corporation,lastmonth_activity,lastyear_activity,number_of_employees,exited"
 SCRIPT_TIMEOUT = 300
-AMBIENT_VARIABLES = ("RISK_CONFIG", "RISK_API_TOKEN", "PROMETHEUS_MULTIPROC_DIR", "WEB_CONCURRENCY")  # tests set their own
+AMBIENT_VARIABLES = (
+    "RISK_CONFIG",
+    "RISK_API_TOKEN",
+    "PROMETHEUS_MULTIPROC_DIR",
+    "WEB_CONCURRENCY",
+)  # tests set their own
 
 
 def free_port() -> int:
@@ -61,7 +67,12 @@ class Project:
         return path
 
     def run(
-        self, script: str, *args: str, config: Path | None = None, check: bool = True, timeout: float = SCRIPT_TIMEOUT,
+        self,
+        script: str,
+        *args: str,
+        config: Path | None = None,
+        check: bool = True,
+        timeout: float = SCRIPT_TIMEOUT,
         env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """Run a repo script as its own process, from an unrelated working directory, on this project's config.
@@ -70,16 +81,14 @@ class Project:
         """
         command = [sys.executable, str(REPO / script), "--config", str(config or self.config), *args]
         env = {**{k: v for k, v in os.environ.items() if k not in AMBIENT_VARIABLES}, **(env or {})}
-        result = subprocess.run(
-            command, cwd=self.root.parent, capture_output=True, text=True, timeout=timeout, env=env
-        )
+        result = subprocess.run(command, cwd=self.root.parent, capture_output=True, text=True, timeout=timeout, env=env)
         if check and result.returncode != 0:
             raise AssertionError(
                 f"{script} {' '.join(args)} exited {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
             )
         return result
 
-    def copy_to(self, root: Path) -> "Project":
+    def copy_to(self, root: Path) -> Project:
         """A copy of this project (data, configs, models, deployed versions, records) at ``root``.
 
         Symlinks are copied as symlinks (the deployment's relative pointers keep working in the copy).
@@ -125,8 +134,9 @@ def flipped_rows(path: Path, id_prefix: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def serve(project: Project, server: str = "gunicorn", env: dict[str, str] | None = None,
-          workers: int = 2) -> Iterator[str]:
+def serve(
+    project: Project, server: str = "gunicorn", env: dict[str, str] | None = None, workers: int = 2
+) -> Iterator[str]:
     """Start the real API (``gunicorn`` via wsgi.py and gunicorn.conf.py, or ``flask`` via ``python app.py``)
     on a free loopback port.
 
@@ -137,14 +147,27 @@ def serve(project: Project, server: str = "gunicorn", env: dict[str, str] | None
     inherited = {k: v for k, v in os.environ.items() if k not in AMBIENT_VARIABLES}
     environment = {**inherited, "RISK_CONFIG": str(project.config), **(env or {})}
     if server == "gunicorn":
-        command = [sys.executable, "-m", "gunicorn", "--config", str(REPO / "gunicorn.conf.py"),
-                   "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--chdir", str(REPO), "wsgi:app"]
+        command = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--config",
+            str(REPO / "gunicorn.conf.py"),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--chdir",
+            str(REPO),
+            "wsgi:app",
+        ]
     else:
         command = [sys.executable, str(REPO / "app.py"), "--config", str(project.config), "--port", str(port)]
     log_path = project.root.parent / f"server-{port}.log"
     with open(log_path, "w") as log_file:
-        process = subprocess.Popen(command, cwd=project.root.parent, env=environment,
-                                   stdout=log_file, stderr=subprocess.STDOUT, text=True)
+        process = subprocess.Popen(
+            command, cwd=project.root.parent, env=environment, stdout=log_file, stderr=subprocess.STDOUT, text=True
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for_http(f"{url}/health", process, log_path)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from apicalls import REPORT_NAME, EndpointFailed, call_all_endpoints
-from tests.support import Project, free_port, serve
 from risk.versions import read_record
+from tests.support import Project, free_port, serve
 
 pytestmark = pytest.mark.slow
 
@@ -72,7 +72,9 @@ def test_failing_endpoints_are_named_and_the_token_is_sent(deployed_template: Pr
         project.edit_config(api_url=base + "/")
         result = project.run("apicalls.py", check=False)
         assert result.returncode == 2
-        assert "5 of 6 API call(s) failed: POST /prediction answered 401: this API needs a bearer token" in result.stderr
+        assert (
+            "5 of 6 API call(s) failed: POST /prediction answered 401: this API needs a bearer token" in result.stderr
+        )
         report = (project.settings().output_model_path / REPORT_NAME).read_text()
         calls = sections(report)
         assert calls["GET /scoring"][0] == "401 UNAUTHORIZED   FAILED" and calls["GET /health"][0] == "200 OK"

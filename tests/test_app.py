@@ -17,20 +17,23 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pandas as pd
 import pytest
 import requests
-from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
-from tests.support import COLUMNS, REPO, Project, free_port, serve, wait_for_http
-from risk.versions import CURRENT_LINK, VERSIONS_DIR, current_version, read_record
 from risk.deployed import load_deployed_model
 from risk.predict import predict_frame
 from risk.schema import read_data_file
 from risk.store import RecordsStore
+from risk.versions import CURRENT_LINK, VERSIONS_DIR, current_version, read_record
+from tests.support import COLUMNS, REPO, Project, free_port, serve, wait_for_http
 
 pytestmark = pytest.mark.slow
 
@@ -58,14 +61,18 @@ def add_trap_files(project: Project) -> None:
     os.mkfifo(test / "pipe.csv")  # opening it for reading would block a careless server
     (test / "records.json").write_text(json.dumps([{**ONE_ROW, "corporation": "json"}]))
     (test / "nofeature.csv").write_text("corporation,lastmonth_activity,lastyear_activity\nabcd,1,2\n")
-    (test / "extra.csv").write_text("corporation,lastmonth_activity,lastyear_activity,number_of_employees,colour\n"
-                                    "abcd,1,2,3,red\n")
-    (test / "letters.csv").write_text("corporation,lastmonth_activity,lastyear_activity,number_of_employees\n"
-                                      "abcd,1,abc,3\n")
-    (test / "emptycell.csv").write_text("corporation,lastmonth_activity,lastyear_activity,number_of_employees\n"
-                                        "abcd,1,2,3\nefgh,4,,6\n")
-    (test / "semicolons.csv").write_text("corporation;lastmonth_activity;lastyear_activity;number_of_employees\n"
-                                         "abcd;1;2;3\n")
+    (test / "extra.csv").write_text(
+        "corporation,lastmonth_activity,lastyear_activity,number_of_employees,colour\nabcd,1,2,3,red\n"
+    )
+    (test / "letters.csv").write_text(
+        "corporation,lastmonth_activity,lastyear_activity,number_of_employees\nabcd,1,abc,3\n"
+    )
+    (test / "emptycell.csv").write_text(
+        "corporation,lastmonth_activity,lastyear_activity,number_of_employees\nabcd,1,2,3\nefgh,4,,6\n"
+    )
+    (test / "semicolons.csv").write_text(
+        "corporation;lastmonth_activity;lastyear_activity;number_of_employees\nabcd;1;2;3\n"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -103,8 +110,10 @@ def expected_predictions(project: Project, path: Path) -> list[dict[str, Any]]:
     """What the deployed model predicts for a file, computed here through the pipeline's own functions."""
     frame = read_data_file(path)
     result = predict_frame(frame, load_deployed_model(project.settings(project.practice_config)).model)
-    return [{"corporation": c, "prediction": int(p), "probability": pytest.approx(q, rel=1e-9)}
-            for c, p, q in zip(frame["corporation"], result["prediction"], result["probability"])]
+    return [
+        {"corporation": c, "prediction": int(p), "probability": pytest.approx(q, rel=1e-9)}
+        for c, p, q in zip(frame["corporation"], result["prediction"], result["probability"])
+    ]
 
 
 # --- every client shape ---
@@ -176,8 +185,10 @@ def test_json_records_without_corporation_and_a_single_record(url: str, api_proj
         response = requests.post(f"{url}/prediction", json=body, timeout=30)
         assert response.status_code == 200, response.text
         [row] = response.json()["predictions"]
-        assert row == {"prediction": int(expected["prediction"][0]),
-                       "probability": pytest.approx(float(expected["probability"][0]))}
+        assert row == {
+            "prediction": int(expected["prediction"][0]),
+            "probability": pytest.approx(float(expected["probability"][0])),
+        }
 
 
 def test_empty_cells_are_imputed_by_the_model_and_flagged(url: str, api_project: Project) -> None:
@@ -189,8 +200,9 @@ def test_empty_cells_are_imputed_by_the_model_and_flagged(url: str, api_project:
     assert "imputed" not in first and second["imputed"] == ["lastyear_activity"]
     expected = predict_frame(pd.read_csv(api_project.root / "testdata" / "emptycell.csv"), deployed.model)
     assert second["probability"] == pytest.approx(float(expected["probability"][1]))
-    response = requests.post(f"{url}/prediction", json=[{**ONE_ROW, "lastyear_activity": None,
-                                                         "number_of_employees": None}], timeout=30)
+    response = requests.post(
+        f"{url}/prediction", json=[{**ONE_ROW, "lastyear_activity": None, "number_of_employees": None}], timeout=30
+    )
     assert response.json()["predictions"][0]["imputed"] == ["lastyear_activity", "number_of_employees"]
 
 
@@ -205,16 +217,21 @@ def test_csv_upload(url: str, api_project: Project) -> None:
 
 def test_csv_body(url: str, api_project: Project) -> None:
     path = api_project.root / TEST_CSV
-    response = requests.post(f"{url}/prediction", data=path.read_bytes(), headers={"Content-Type": "text/csv"},
-                             timeout=30)
+    response = requests.post(
+        f"{url}/prediction", data=path.read_bytes(), headers={"Content-Type": "text/csv"}, timeout=30
+    )
     assert response.status_code == 200, response.text
     assert response.json()["predictions"] == expected_predictions(api_project, path)
 
 
 def test_clients_that_forget_the_content_type(url: str, api_project: Project) -> None:
     """curl -d '{json}' sends it as a form; requests.get(json=...) sends a body with a GET."""
-    response = requests.post(f"{url}/prediction", data=json.dumps({"filepath": TEST_CSV}),
-                             headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=30)
+    response = requests.post(
+        f"{url}/prediction",
+        data=json.dumps({"filepath": TEST_CSV}),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        timeout=30,
+    )
     assert response.status_code == 200, response.text
     response = requests.get(f"{url}/prediction", json={"fname": TEST_CSV}, timeout=30)
     assert response.status_code == 200, response.text
@@ -258,15 +275,20 @@ PATH_ERRORS = [
 @pytest.mark.parametrize(("path", "status", "message"), PATH_ERRORS, ids=[p or "empty" for p, _, _ in PATH_ERRORS])
 def test_bad_paths(url: str, api_project: Project, path: str, status: int, message: str) -> None:
     path = path.format(outside=api_project.root.parent / "outside")
-    for response in (requests.get(f"{url}/prediction", params={"filepath": path}, timeout=30),
-                     requests.post(f"{url}/prediction", json={"filepath": path}, timeout=30)):
+    for response in (
+        requests.get(f"{url}/prediction", params={"filepath": path}, timeout=30),
+        requests.post(f"{url}/prediction", json={"filepath": path}, timeout=30),
+    ):
         assert message in error_of(response, status)
 
 
 BODY_ERRORS = [
     ({}, 400, "the request is empty"),
-    ({"data": b"{bad json", "headers": {"Content-Type": "application/json"}}, 400,
-     "the request body is not valid JSON (line 1 column 2"),
+    (
+        {"data": b"{bad json", "headers": {"Content-Type": "application/json"}},
+        400,
+        "the request body is not valid JSON (line 1 column 2",
+    ),
     ({"json": 42}, 400, "is JSON int, not an object or a list of records"),
     ({"json": {"colour": "red"}}, 400, "neither a file path"),
     ({"json": []}, 400, "holds no records"),
@@ -274,22 +296,36 @@ BODY_ERRORS = [
     ({"json": [{"lastmonth_activity": 1}]}, 400, "is missing column(s) lastyear_activity, number_of_employees"),
     ({"json": [{**ONE_ROW, "colour": 1}]}, 400, "has unexpected column(s) colour"),
     ({"json": [{**ONE_ROW, "lastyear_activity": "many"}]}, 400, "non-numeric value 'many' in column"),
-    ({"json": [{**ONE_ROW, "lastyear_activity": [1, 2]}]}, 400, "has a non-numeric value [1, 2] in column 'lastyear_activity'"),
+    (
+        {"json": [{**ONE_ROW, "lastyear_activity": [1, 2]}]},
+        400,
+        "has a non-numeric value [1, 2] in column 'lastyear_activity'",
+    ),
     ({"json": [{**ONE_ROW, "lastyear_activity": 10**400}]}, 400, "has a non-numeric value 1000000"),
     ({"json": {"filepath": TEST_CSV, **ONE_ROW}}, 400, "has both a file path"),
     ({"json": {"filepath": 7}}, 400, "filepath must be a string"),
     ({"json": {"filepath": "testdata/x\u0000.csv"}}, 400, "NUL byte"),
     ({"json": {"filepath": TEST_CSV}, "params": {"fname": "sourcedata/dataset3.csv"}}, 400, "2 different files"),
     ({"json": [ONE_ROW], "params": {"fname": TEST_CSV}}, 400, "both a file path and data"),
-    ({"data": "[" * 100_000 + "]" * 100_000, "headers": {"Content-Type": "application/json"}}, 400,
-     "nested too deeply"),
+    (
+        {"data": "[" * 100_000 + "]" * 100_000, "headers": {"Content-Type": "application/json"}},
+        400,
+        "nested too deeply",
+    ),
     ({"data": b"\xff\xfe\x00binary", "headers": {"Content-Type": "application/json"}}, 400, "is not UTF-8 text"),
     ({"data": b"<a/>", "headers": {"Content-Type": "application/xml"}}, 415, "unsupported Content-Type"),
-    ({"files": {"file": ("model.pkl", b"\x80\x04\x95binary\x00data")}}, 400,
-     "the uploaded file 'model.pkl' is not a CSV file"),
+    (
+        {"files": {"file": ("model.pkl", b"\x80\x04\x95binary\x00data")}},
+        400,
+        "the uploaded file 'model.pkl' is not a CSV file",
+    ),
     ({"files": {"file": ("data.csv", b"\x80\x04\x95binary\x00data")}}, 400, "is not a text file"),
     ({"files": {"file": ("data.csv", b"")}}, 400, "the uploaded file 'data.csv' is empty"),
-    ({"files": {"file": ("data.csv", b"a,b\n1,2\n3,4,5,6,7\n")}}, 400, "the uploaded file 'data.csv' is not a valid CSV"),
+    (
+        {"files": {"file": ("data.csv", b"a,b\n1,2\n3,4,5,6,7\n")}},
+        400,
+        "the uploaded file 'data.csv' is not a valid CSV",
+    ),
     ({"files": {"a": ("a.csv", b"x"), "b": ("b.csv", b"y")}}, 400, "2 files were uploaded"),
     ({"data": {"colour": "red"}}, 400, "the form has no filepath"),
 ]
@@ -303,8 +339,12 @@ def test_bad_bodies(url: str, kwargs: dict[str, Any], status: int, message: str)
 
 def test_long_values_are_quoted_briefly(url: str) -> None:
     """A client's megabyte path, key or field name comes back cut short, not echoed whole."""
-    for kwargs in ({"json": {"filepath": "a" * 100_000}}, {"json": {"k" * 100_000: 1}},
-                   {"data": {"f" * 100_000: "x"}}, {"files": {"file": ("n" * 5_000 + ".xlsx", b"x")}}):
+    for kwargs in (
+        {"json": {"filepath": "a" * 100_000}},
+        {"json": {"k" * 100_000: 1}},
+        {"data": {"f" * 100_000: "x"}},
+        {"files": {"file": ("n" * 5_000 + ".xlsx", b"x")}},
+    ):
         response = requests.post(f"{url}/prediction", timeout=30, **kwargs)
         assert 400 <= response.status_code < 500 and len(response.text) < 1_500, response.text[:300]
         assert "...'" in response.json()["error"]
@@ -313,8 +353,9 @@ def test_long_values_are_quoted_briefly(url: str) -> None:
 def test_oversized_upload_is_refused_with_413(url: str, api_project: Project) -> None:
     limit = api_project.settings().api_max_upload_bytes
     body = b"x" * (limit + 1)
-    message = error_of(requests.post(f"{url}/prediction", data=body, headers={"Content-Type": "text/csv"},
-                                     timeout=60), 413)
+    message = error_of(
+        requests.post(f"{url}/prediction", data=body, headers={"Content-Type": "text/csv"}, timeout=60), 413
+    )
     assert f"is {limit + 1} bytes, over the limit of {limit} bytes (api_max_upload_bytes" in message
     message = error_of(requests.post(f"{url}/prediction", files={"file": ("big.csv", body)}, timeout=60), 413)
     assert "api_max_upload_bytes" in message
@@ -333,12 +374,22 @@ def test_unknown_endpoint_and_wrong_method(url: str) -> None:
 
 def test_the_secret_is_never_read(gunicorn_url: str, api_project: Project) -> None:
     """However it is asked for, the content of a file outside the data folders never comes back."""
-    attempts = ["secret.csv", str(api_project.root / "secret.csv"), "testdata/escape.csv", "escape.csv",
-                "testdata/escapedir/secret.csv", "./secret.csv", "testdata/./../secret.csv",
-                "//" + str(api_project.root / "secret.csv"), "~/../" + str(api_project.root / "secret.csv")]
+    attempts = [
+        "secret.csv",
+        str(api_project.root / "secret.csv"),
+        "testdata/escape.csv",
+        "escape.csv",
+        "testdata/escapedir/secret.csv",
+        "./secret.csv",
+        "testdata/./../secret.csv",
+        "//" + str(api_project.root / "secret.csv"),
+        "~/../" + str(api_project.root / "secret.csv"),
+    ]
     for attempt in attempts:
-        for response in (requests.get(f"{gunicorn_url}/prediction", params={"filepath": attempt}, timeout=30),
-                         requests.post(f"{gunicorn_url}/prediction", data={"fname": attempt}, timeout=30)):
+        for response in (
+            requests.get(f"{gunicorn_url}/prediction", params={"filepath": attempt}, timeout=30),
+            requests.post(f"{gunicorn_url}/prediction", data={"fname": attempt}, timeout=30),
+        ):
             assert 400 <= response.status_code < 500, (attempt, response.text)
             assert SECRET not in response.text
 
@@ -379,8 +430,11 @@ def test_gets_never_write(gunicorn_url: str, api_project: Project) -> None:
     """No GET re-runs a step or writes a file: every project file is unchanged, and none is added."""
 
     def files() -> dict[str, tuple[int, int]]:
-        return {str(p): (p.stat().st_mtime_ns, p.stat().st_size) for p in api_project.root.rglob("*")
-                if p.is_file() and not p.is_symlink()}
+        return {
+            str(p): (p.stat().st_mtime_ns, p.stat().st_size)
+            for p in api_project.root.rglob("*")
+            if p.is_file() and not p.is_symlink()
+        }
 
     before = files()
     for endpoint in ("scoring", "summarystats", "diagnostics", "health", "metrics"):
@@ -487,20 +541,29 @@ def test_bearer_token(api_project: Project) -> None:
     token = "s3cret-token"
     with serve(api_project, "gunicorn", env={"RISK_API_TOKEN": token}, workers=1) as base:
         assert requests.get(f"{base}/health", timeout=30).status_code == 200
-        for method, endpoint in (("POST", "prediction"), ("GET", "scoring"), ("GET", "summarystats"),
-                                 ("GET", "diagnostics"), ("GET", "metrics"), ("GET", "nope")):
+        for method, endpoint in (
+            ("POST", "prediction"),
+            ("GET", "scoring"),
+            ("GET", "summarystats"),
+            ("GET", "diagnostics"),
+            ("GET", "metrics"),
+            ("GET", "nope"),
+        ):
             response = requests.request(method, f"{base}/{endpoint}", json=[ONE_ROW], timeout=30)
             assert "needs a bearer token" in error_of(response, 401)
             assert response.headers["WWW-Authenticate"].startswith("Bearer")
-            wrong = requests.request(method, f"{base}/{endpoint}", json=[ONE_ROW], timeout=30,
-                                     headers={"Authorization": "Bearer guessed"})
+            wrong = requests.request(
+                method, f"{base}/{endpoint}", json=[ONE_ROW], timeout=30, headers={"Authorization": "Bearer guessed"}
+            )
             assert "the bearer token is wrong" in error_of(wrong, 401)
             basic = requests.request(method, f"{base}/{endpoint}", json=[ONE_ROW], timeout=30, auth=("a", token))
             assert "needs a bearer token" in error_of(basic, 401)
         headers = {"Authorization": f"Bearer {token}"}
         for method, endpoint in (("POST", "prediction"), ("GET", "scoring"), ("GET", "metrics")):
-            assert requests.request(method, f"{base}/{endpoint}", json=[ONE_ROW], headers=headers,
-                                    timeout=30).status_code == 200
+            assert (
+                requests.request(method, f"{base}/{endpoint}", json=[ONE_ROW], headers=headers, timeout=30).status_code
+                == 200
+            )
         assert error_of(requests.get(f"{base}/nope", headers=headers, timeout=30), 404)
 
 
@@ -512,8 +575,12 @@ def test_python_app_py_binds_the_config_url_on_loopback(deployed_template: Proje
     config = deployed_template.copy_to(tmp_path / "project").edit_config(api_url=f"http://127.0.0.1:{port}/")
     log_path = tmp_path / "app.log"
     with open(log_path, "w") as log_file:
-        process = subprocess.Popen([sys.executable, str(REPO / "app.py"), "--config", str(config)],
-                                   cwd=tmp_path, stdout=log_file, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, str(REPO / "app.py"), "--config", str(config)],
+            cwd=tmp_path,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
     try:
         wait_for_http(f"http://127.0.0.1:{port}/health", process, log_path)
         assert requests.get(f"http://127.0.0.1:{port}/health", timeout=30).json()["model_version"] == "v0001"
@@ -532,9 +599,13 @@ def test_gunicorn_conf_binds_the_config_url_with_the_config_workers(deployed_tem
     log_path = tmp_path / "gunicorn.log"
     env = {k: v for k, v in os.environ.items() if k not in ("WEB_CONCURRENCY", "PROMETHEUS_MULTIPROC_DIR")}
     with open(log_path, "w") as log_file:
-        process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(REPO / "gunicorn.conf.py"), "wsgi:app"],
-                                   cwd=tmp_path, env={**env, "RISK_CONFIG": str(config)},
-                                   stdout=log_file, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", str(REPO / "gunicorn.conf.py"), "wsgi:app"],
+            cwd=tmp_path,
+            env={**env, "RISK_CONFIG": str(config)},
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
     try:
         wait_for_http(f"http://127.0.0.1:{port}/health", process, log_path)
         assert requests.get(f"http://127.0.0.1:{port}/prediction?filepath={TEST_CSV}", timeout=30).ok
@@ -547,13 +618,22 @@ def test_gunicorn_conf_binds_the_config_url_with_the_config_workers(deployed_tem
 
 
 def test_bad_config_gives_a_clear_error(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, str(REPO / "app.py"), "--config", str(tmp_path / "none.json")],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "app.py"), "--config", str(tmp_path / "none.json")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert "config file not found" in result.stderr and "Traceback" not in result.stderr
-    result = subprocess.run([sys.executable, "-m", "gunicorn", "-c", str(REPO / "gunicorn.conf.py"), "wsgi:app"],
-                            capture_output=True, text=True, timeout=60, cwd=tmp_path,
-                            env={**os.environ, "RISK_CONFIG": str(tmp_path / "none.json")})
+    result = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "-c", str(REPO / "gunicorn.conf.py"), "wsgi:app"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={**os.environ, "RISK_CONFIG": str(tmp_path / "none.json")},
+    )
     assert result.returncode == 1
     assert "config file not found" in result.stderr and "set RISK_CONFIG" in result.stderr
     assert "Traceback" not in result.stderr
@@ -608,14 +688,31 @@ def test_redeploy_while_clients_loop(deployed_template: Project, tmp_path: Path,
 
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
-json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=4)
-                           | st.dictionaries(st.text(max_size=10), inner, max_size=4), max_leaves=12)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=12,
+)
 column_names = st.sampled_from([*COLUMNS.split(","), "filepath", "fname", "colour", ""])
-records = st.lists(st.dictionaries(column_names, json_values | st.integers(-10**6, 10**6), max_size=6), max_size=5)
-path_texts = st.one_of(st.text(max_size=60), st.sampled_from([TEST_CSV, "testdata.csv", "../secret.csv", "/etc/passwd",
-                                                              "testdata/escape.csv", "testdata", "file:///x"]))
-content_types = st.sampled_from(["application/json", "text/csv", "text/plain", "application/x-www-form-urlencoded",
-                                 "multipart/form-data", "multipart/form-data; boundary=xyz", "application/xml", ""])
+records = st.lists(st.dictionaries(column_names, json_values | st.integers(-(10**6), 10**6), max_size=6), max_size=5)
+path_texts = st.one_of(
+    st.text(max_size=60),
+    st.sampled_from(
+        [TEST_CSV, "testdata.csv", "../secret.csv", "/etc/passwd", "testdata/escape.csv", "testdata", "file:///x"]
+    ),
+)
+content_types = st.sampled_from(
+    [
+        "application/json",
+        "text/csv",
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+        "multipart/form-data; boundary=xyz",
+        "application/xml",
+        "",
+    ]
+)
 FUZZ = hypothesis_settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
 
 
@@ -633,8 +730,9 @@ def assert_no_server_error(response: requests.Response) -> None:
 @given(payload=st.one_of(json_values, records, st.dictionaries(st.sampled_from(["filepath", "file_path"]), path_texts)))
 def test_fuzz_json_bodies(gunicorn_url: str, payload: Any) -> None:
     body = json.dumps(payload)  # Python's JSON, NaN and Infinity included (the server's parser accepts them)
-    assert_no_server_error(requests.post(f"{gunicorn_url}/prediction", data=body, timeout=30,
-                                         headers={"Content-Type": "application/json"}))
+    assert_no_server_error(
+        requests.post(f"{gunicorn_url}/prediction", data=body, timeout=30, headers={"Content-Type": "application/json"})
+    )
 
 
 @FUZZ
@@ -645,11 +743,14 @@ def test_fuzz_raw_bodies(gunicorn_url: str, body: bytes, content_type: str) -> N
 
 
 @FUZZ
-@given(fields=st.dictionaries(st.sampled_from(["filepath", "file_path", "filename", "fname", "x"]), path_texts,
-                              max_size=3),
-       upload=st.none() | st.tuples(st.text(max_size=12), st.binary(max_size=200)), as_query=st.booleans())
-def test_fuzz_forms_queries_and_uploads(gunicorn_url: str, fields: dict[str, str], upload: Any,
-                                        as_query: bool) -> None:
+@given(
+    fields=st.dictionaries(
+        st.sampled_from(["filepath", "file_path", "filename", "fname", "x"]), path_texts, max_size=3
+    ),
+    upload=st.none() | st.tuples(st.text(max_size=12), st.binary(max_size=200)),
+    as_query=st.booleans(),
+)
+def test_fuzz_forms_queries_and_uploads(gunicorn_url: str, fields: dict[str, str], upload: Any, as_query: bool) -> None:
     kwargs: dict[str, Any] = {"params": fields} if as_query else {"data": fields}
     if upload is not None:
         kwargs["files"] = {"file": upload}

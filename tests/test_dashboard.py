@@ -11,16 +11,16 @@ import hashlib
 import os
 import shutil
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import requests
 
-from tests.support import REPO, Project, serve
-from risk.versions import current_version
 from risk.overview import format_number
 from risk.store import HISTORY_KINDS, RecordsStore
+from risk.versions import current_version
+from tests.support import REPO, Project, serve
 
 pytestmark = pytest.mark.slow
 
@@ -35,8 +35,17 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SECTIONS = ("#current", "#f1-trend", "#confusion-matrix", "#data-summary", "#drift-decisions", "#deployments",
-            "#diagnostics", "#data-drift", "#ingested-files")
+SECTIONS = (
+    "#current",
+    "#f1-trend",
+    "#confusion-matrix",
+    "#data-summary",
+    "#drift-decisions",
+    "#deployments",
+    "#diagnostics",
+    "#data-drift",
+    "#ingested-files",
+)
 TIMEOUT = 30
 
 
@@ -231,8 +240,10 @@ def test_an_unreadable_store_answers_503_json_not_a_traceback(project: Project) 
 def test_the_bearer_token_guards_the_dashboard_and_history(project: Project) -> None:
     with serve(project, "flask", env={"RISK_API_TOKEN": "s3cret"}) as url:
         refused = [requests.get(f"{url}{path}", timeout=TIMEOUT) for path in ("/dashboard", "/history")]
-        allowed = [requests.get(f"{url}{path}", headers={"Authorization": "Bearer s3cret"}, timeout=TIMEOUT)
-                   for path in ("/dashboard", "/history")]
+        allowed = [
+            requests.get(f"{url}{path}", headers={"Authorization": "Bearer s3cret"}, timeout=TIMEOUT)
+            for path in ("/dashboard", "/history")
+        ]
     assert [r.status_code for r in refused] == [401, 401]
     assert all("bearer token" in r.json()["error"] for r in refused)
     assert [r.status_code for r in allowed] == [200, 200]

@@ -11,24 +11,27 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from risk import datadrift
 import diagnostics
+from risk import datadrift
+from risk.config import ConfigError, load_config
 from risk.datadrift import DRIFT, INSUFFICIENT, NO_DRIFT, NO_REFERENCE, WATCH, DriftConfig
 from risk.deployed import load_deployed_model
-from risk.versions import read_record
-from risk.schema import FEATURES, read_data_file
-from risk.modelfiles import METADATA_NAME, REFERENCE_NAME, ModelIntegrityError, read_metadata
 from risk.files import sha256_file
-from risk.config import ConfigError, load_config
-
+from risk.modelfiles import METADATA_NAME, REFERENCE_NAME, ModelIntegrityError, read_metadata
+from risk.schema import FEATURES, read_data_file
+from risk.versions import read_record
 from tests.support import Project
 
 FEATURE_NAMES = ("a", "b", "c")
 SMALL_REFERENCE, LARGE_REFERENCE = 200, 5000
 
 
-def generate(rng: np.random.Generator, rows: int, mean_shift: dict[str, float] | None = None,
-             scale: dict[str, float] | None = None) -> dict[str, np.ndarray]:
+def generate(
+    rng: np.random.Generator,
+    rows: int,
+    mean_shift: dict[str, float] | None = None,
+    scale: dict[str, float] | None = None,
+) -> dict[str, np.ndarray]:
     """Three normal features of known shape: feature i has mean 10 i and sd i; shifts are in units of its sd."""
     mean_shift, scale = mean_shift or {}, scale or {}
     return {
@@ -37,7 +40,10 @@ def generate(rng: np.random.Generator, rows: int, mean_shift: dict[str, float] |
     }
 
 
-def reference_of(rng: np.random.Generator, rows: int, config: DriftConfig = DriftConfig()) -> dict:
+DEFAULT_CONFIG = DriftConfig()
+
+
+def reference_of(rng: np.random.Generator, rows: int, config: DriftConfig = DEFAULT_CONFIG) -> dict:
     target = rng.integers(0, 2, rows)
     return datadrift.build_reference(generate(rng, rows), target, target, config)
 
@@ -127,11 +133,13 @@ def test_psi_does_not_flag_a_batch_from_the_same_distribution() -> None:
 # --- a shift on one feature is flagged on that feature only ---
 
 
-@pytest.mark.parametrize("reference_rows, batch_rows", [(SMALL_REFERENCE, 100), (LARGE_REFERENCE, 500)],
-                         ids=["ks", "psi"])
+@pytest.mark.parametrize(
+    "reference_rows, batch_rows", [(SMALL_REFERENCE, 100), (LARGE_REFERENCE, 500)], ids=["ks", "psi"]
+)
 @pytest.mark.parametrize("shift", [{"mean_shift": {"b": 1.0}}, {"scale": {"b": 2.5}}], ids=["mean", "scale"])
-def test_a_shift_on_one_feature_is_flagged_on_that_feature_only(reference_rows: int, batch_rows: int,
-                                                                shift: dict) -> None:
+def test_a_shift_on_one_feature_is_flagged_on_that_feature_only(
+    reference_rows: int, batch_rows: int, shift: dict
+) -> None:
     config = DriftConfig()
     seeds = 20
     flagged = {name: 0 for name in FEATURE_NAMES}
@@ -150,8 +158,9 @@ def test_a_shift_on_one_feature_is_flagged_on_that_feature_only(reference_rows: 
 
 def test_the_shifted_feature_reports_its_statistic_and_means() -> None:
     rng = np.random.default_rng(7)
-    result = datadrift.compare_with_reference(reference_of(rng, SMALL_REFERENCE),
-                                              generate(rng, 100, mean_shift={"b": 1.0}), DriftConfig())
+    result = datadrift.compare_with_reference(
+        reference_of(rng, SMALL_REFERENCE), generate(rng, 100, mean_shift={"b": 1.0}), DriftConfig()
+    )
     shifted = result["features"]["b"]
     assert shifted["p_value"] < 0.05 and shifted["statistic"] > 0.3
     assert shifted["batch_mean"] - shifted["reference_mean"] == pytest.approx(2.0, abs=0.5)  # 1 sd of feature b
@@ -169,8 +178,11 @@ def test_most_features_drifting_make_the_dataset_verdict_drift() -> None:
 # --- tiny batches ---
 
 
-@pytest.mark.parametrize("reference_rows, batch_rows", [(SMALL_REFERENCE, 19), (LARGE_REFERENCE, 99)],
-                         ids=["ks-below-min-rows", "psi-below-10-rows-per-bin"])
+@pytest.mark.parametrize(
+    "reference_rows, batch_rows",
+    [(SMALL_REFERENCE, 19), (LARGE_REFERENCE, 99)],
+    ids=["ks-below-min-rows", "psi-below-10-rows-per-bin"],
+)
 def test_a_tiny_batch_says_insufficient_data_even_when_far_off(reference_rows: int, batch_rows: int) -> None:
     rng = np.random.default_rng(0)
     reference = reference_of(rng, reference_rows)
@@ -248,8 +260,9 @@ def test_a_result_without_reference_has_the_shape_of_a_comparison() -> None:
 
 
 def _practice_rows(project: Project) -> pd.DataFrame:
-    return pd.concat([read_data_file(p) for p in sorted((project.root / "practicedata").glob("*.csv"))],
-                     ignore_index=True).drop_duplicates()
+    return pd.concat(
+        [read_data_file(p) for p in sorted((project.root / "practicedata").glob("*.csv"))], ignore_index=True
+    ).drop_duplicates()
 
 
 @pytest.mark.slow
@@ -324,11 +337,13 @@ def test_diagnostics_cli_prints_the_data_drift_of_a_file(deployed_project: Proje
     assert printed["verdict"] == DRIFT and printed["batch_rows"] == 26
     assert printed["drifted_features"] == list(FEATURES)
     assert "data drift of 26 new rows vs v0001 training reference" in result.stderr
-    one = deployed_project.run("diagnostics.py", "--data-drift", str(source / "dataset4.csv"),
-                               config=deployed_project.practice_config)
+    one = deployed_project.run(
+        "diagnostics.py", "--data-drift", str(source / "dataset4.csv"), config=deployed_project.practice_config
+    )
     assert json.loads(one.stdout)["verdict"] == INSUFFICIENT  # 15 rows, fewer than data_drift_min_rows (20)
-    missing = deployed_project.run("diagnostics.py", "--data-drift", "nope.csv", config=deployed_project.config,
-                                   check=False)
+    missing = deployed_project.run(
+        "diagnostics.py", "--data-drift", "nope.csv", config=deployed_project.config, check=False
+    )
     assert missing.returncode == 2 and "nope.csv does not exist" in missing.stderr
 
 
@@ -341,15 +356,18 @@ def test_data_drift_defaults(project: Project) -> None:
     assert settings.data_drift_triggers_retrain is False
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("data_drift_ks_alpha", 1.5, "between 0 and 1"),
-    ("data_drift_psi_drift", 0, "greater than 0"),
-    ("data_drift_psi_bins", 1, "at least 2"),
-    ("data_drift_min_rows", "20", "whole number"),
-    ("data_drift_feature_share", 0, "at most 1"),
-    ("data_drift_triggers_retrain", "yes", "true or false"),
-    ("data_drift_psi_watch", 0.3, "must be below 'data_drift_psi_drift'"),
-])
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("data_drift_ks_alpha", 1.5, "between 0 and 1"),
+        ("data_drift_psi_drift", 0, "greater than 0"),
+        ("data_drift_psi_bins", 1, "at least 2"),
+        ("data_drift_min_rows", "20", "whole number"),
+        ("data_drift_feature_share", 0, "at most 1"),
+        ("data_drift_triggers_retrain", "yes", "true or false"),
+        ("data_drift_psi_watch", 0.3, "must be below 'data_drift_psi_drift'"),
+    ],
+)
 def test_bad_data_drift_keys_are_named(project: Project, key: str, value: object, message: str) -> None:
     project.edit_config(**{key: value})
     with pytest.raises(ConfigError, match=key) as error:
@@ -358,8 +376,13 @@ def test_bad_data_drift_keys_are_named(project: Project, key: str, value: object
 
 
 def test_data_drift_keys_reach_the_check(project: Project) -> None:
-    project.edit_config(data_drift_ks_alpha=0.01, data_drift_min_rows=50, data_drift_psi_bins=5,
-                        data_drift_feature_share=1.0, data_drift_triggers_retrain=True)
+    project.edit_config(
+        data_drift_ks_alpha=0.01,
+        data_drift_min_rows=50,
+        data_drift_psi_bins=5,
+        data_drift_feature_share=1.0,
+        data_drift_triggers_retrain=True,
+    )
     config = DriftConfig.from_settings(project.settings())
     assert (config.ks_alpha, config.min_rows, config.psi_bins, config.feature_share) == (0.01, 50, 5, 1.0)
     assert config.rows_needed("psi", 5) == 50 and config.rows_needed("ks", 5) == 50

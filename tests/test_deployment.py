@@ -14,16 +14,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.support import REPO, Project
-from risk.versions import current_version, list_versions, versions_dir
-from risk.deployed import load_deployed_model
 from deployment import rollback, store_model_into_pickle
 from ingestion import merge_multiple_dataframe
-from risk.modelfiles import ModelIntegrityError, read_score
+from risk.config import Settings
+from risk.deployed import load_deployed_model
 from risk.errors import UserFacingError
 from risk.lock import run_lock
+from risk.modelfiles import ModelIntegrityError, read_score
+from risk.versions import current_version, list_versions, versions_dir
 from scoring import score_model
-from risk.config import Settings
+from tests.support import REPO, Project
 from training import train_model
 
 
@@ -77,8 +77,13 @@ def test_a_version_holds_the_model_its_score_and_the_ingested_files(project: Pro
     assert deployed.record.sklearn_version and deployed.record.trained_at
     with project.store() as store:
         assert store.deployments()[0] | {"deployed_at": None} == {
-            "id": 1, "deployed_at": None, "action": "deploy", "version": "v0001", "previous_version": None,
-            "f1": deployed.score, "model_sha256": deployed.sha256,
+            "id": 1,
+            "deployed_at": None,
+            "action": "deploy",
+            "version": "v0001",
+            "previous_version": None,
+            "f1": deployed.score,
+            "model_sha256": deployed.sha256,
         }
     assert_consistent(settings)
 
@@ -122,8 +127,12 @@ def test_rollback_steps_back_one_version_at_a_time(project: Project) -> None:
             rollback(settings, store)
         assert rollback(settings, store, to="v0002") == "v0002"
         actions = [(d["action"], d["version"], d["previous_version"]) for d in store.deployments()]
-    assert actions == [("rollback", "v0002", "v0001"), ("rollback", "v0001", "v0002"), ("deploy", "v0002", "v0001"),
-                       ("deploy", "v0001", None)]
+    assert actions == [
+        ("rollback", "v0002", "v0001"),
+        ("rollback", "v0001", "v0002"),
+        ("deploy", "v0002", "v0001"),
+        ("deploy", "v0001", None),
+    ]
     assert_consistent(settings)
 
 
@@ -145,8 +154,13 @@ def test_a_deployment_killed_at_any_point_leaves_production_whole_and_the_next_r
 ) -> None:
     deploy(project, project.practice_config)
     settings = train_and_score(project)  # a second model, ready to deploy
-    result = subprocess.run([sys.executable, "-m", "tests.faults", str(project.config), point], cwd=REPO,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.faults", str(project.config), point],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == -signal.SIGKILL, result.stderr
 
     expected = "v0002" if point == "before-record" else "v0001"
@@ -183,8 +197,11 @@ def test_random_sigkills_during_deployments_never_expose_a_mixed_version(project
     settings = train_and_score(project)
     chance = random.Random(7)
     for _ in range(12):
-        process = subprocess.Popen([sys.executable, str(REPO / "deployment.py"), "--config", str(project.config)],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            [sys.executable, str(REPO / "deployment.py"), "--config", str(project.config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(chance.uniform(0.05, 0.6))
         process.send_signal(signal.SIGKILL)
         process.wait()

@@ -6,13 +6,12 @@ import http.server
 import json
 import socket
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pandas as pd
 import pytest
 
-from tests.support import Project
 from diagnostics import (
     dataframe_summary,
     execution_time,
@@ -23,8 +22,9 @@ from diagnostics import (
     run_diagnostics,
 )
 from risk.deployed import load_deployed_model
-from risk.schema import FEATURES, DataFileError
 from risk.modelfiles import installed_version
+from risk.schema import FEATURES, DataFileError
+from tests.support import Project
 
 
 @pytest.mark.slow
@@ -42,13 +42,15 @@ def test_model_predictions_give_one_class_per_row(deployed_project: Project) -> 
 def test_summary_and_missing_data_of_finaldata(project: Project) -> None:
     out = project.root / "ingesteddata"
     out.mkdir()
-    pd.DataFrame({
-        "corporation": ["a", "b", "c", None],
-        "lastmonth_activity": [1.0, 2.0, 9.0, None],
-        "lastyear_activity": [10, 20, 30, 40],
-        "number_of_employees": [5, 5, 5, 5],
-        "exited": [0, 1, 1, 0],
-    }).to_csv(out / "finaldata.csv", index=False)
+    pd.DataFrame(
+        {
+            "corporation": ["a", "b", "c", None],
+            "lastmonth_activity": [1.0, 2.0, 9.0, None],
+            "lastyear_activity": [10, 20, 30, 40],
+            "number_of_employees": [5, 5, 5, 5],
+            "exited": [0, 1, 1, 0],
+        }
+    ).to_csv(out / "finaldata.csv", index=False)
     settings = project.settings()
 
     summary = dataframe_summary(settings)
@@ -57,8 +59,11 @@ def test_summary_and_missing_data_of_finaldata(project: Project) -> None:
     assert summary["lastyear_activity"]["median"] == 25.0
     assert summary["number_of_employees"]["std"] == 0.0
     assert missing_data(settings) == {
-        "corporation": 25.0, "lastmonth_activity": 25.0, "lastyear_activity": 0.0,
-        "number_of_employees": 0.0, "exited": 0.0,
+        "corporation": 25.0,
+        "lastmonth_activity": 25.0,
+        "lastyear_activity": 0.0,
+        "number_of_employees": 0.0,
+        "exited": 0.0,
     }
 
 
@@ -75,7 +80,7 @@ class FakeIndex(http.server.BaseHTTPRequestHandler):
 
     latest = {"pandas": "99.0.0", "flask": None}
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         name = self.path.strip("/").split("/")[-2]
         version = self.latest[name] if name in self.latest else installed_version(name)
         if version is None:
@@ -114,12 +119,18 @@ def requirements(project: Project, text: str) -> None:
 
 
 def test_dependency_status_against_a_package_index(project: Project, fake_index: str) -> None:
-    requirements(project, "# runtime\npandas==3.1.1\nscikit-learn==1.9.1  # pinned\n\n-r other.txt\nflask\nnot-a-real-pkg-xyz\n")
+    requirements(
+        project, "# runtime\npandas==3.1.1\nscikit-learn==1.9.1  # pinned\n\n-r other.txt\nflask\nnot-a-real-pkg-xyz\n"
+    )
     project.edit_config(package_index_url=fake_index)
     rows = {row["package"]: row for row in outdated_packages_list(project.settings())}
     assert list(rows) == ["pandas", "scikit-learn", "flask", "not-a-real-pkg-xyz"]
-    assert rows["pandas"] == {"package": "pandas", "installed": installed_version("pandas"), "latest": "99.0.0",
-                              "status": "outdated"}
+    assert rows["pandas"] == {
+        "package": "pandas",
+        "installed": installed_version("pandas"),
+        "latest": "99.0.0",
+        "status": "outdated",
+    }
     assert rows["scikit-learn"]["status"] == "up to date"
     assert rows["flask"]["latest"] == "unknown" and rows["flask"]["status"] == "unknown"
     assert rows["not-a-real-pkg-xyz"]["installed"] is None and rows["not-a-real-pkg-xyz"]["status"] == "not installed"
@@ -130,7 +141,9 @@ def test_dependency_check_says_unknown_instead_of_hanging(project: Project, sile
     project.edit_config(package_index_url=silent_server, dependency_check_timeout_seconds=0.5)
     rows = outdated_packages_list(project.settings())
     assert [(r["package"], r["latest"], r["status"]) for r in rows] == [
-        ("pandas", "unknown", "unknown"), ("flask", "unknown", "unknown"), ("requests", "unknown", "unknown"),
+        ("pandas", "unknown", "unknown"),
+        ("flask", "unknown", "unknown"),
+        ("requests", "unknown", "unknown"),
     ]
 
 
@@ -150,7 +163,8 @@ def test_a_diagnostics_run_is_saved_as_one_snapshot(deployed_project: Project) -
     assert saved == snapshot
     assert snapshot["model_version"] == "v0001" and snapshot["timestamp"].endswith("Z")
     assert snapshot["summary_statistics"]["lastmonth_activity"]["mean"] == pytest.approx(
-        pd.read_csv(settings.output_folder_path / "finaldata.csv")["lastmonth_activity"].mean())
+        pd.read_csv(settings.output_folder_path / "finaldata.csv")["lastmonth_activity"].mean()
+    )
     assert snapshot["missing_data_percent"]["exited"] == 0.0
     assert snapshot["execution_time_seconds"]["training_seconds"] > 0
     assert {row["status"] for row in snapshot["dependencies"]} == {"unknown"}  # the test index port is closed

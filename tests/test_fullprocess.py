@@ -12,13 +12,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.support import COLUMNS, REPO, Project
-from risk.versions import current_version, versions_dir
-from risk.deployed import load_deployed_model
 from fullprocess import drift_decision
-from risk.schema import FEATURES
+from risk.deployed import load_deployed_model
 from risk.lock import run_lock
+from risk.schema import FEATURES
+from risk.versions import current_version, versions_dir
 from scoring import f1_on_frame
+from tests.support import COLUMNS, REPO, Project
 
 COURSE_ARTIFACTS = (
     "ingesteddata/finaldata.csv",
@@ -47,12 +47,14 @@ def fingerprint(root: Path) -> dict[str, tuple[str, int]]:
 def labelled_batch(project: Project, name: str, agree: bool, rows: int = 40) -> Path:
     """A new source file whose labels agree with the deployed model's predictions (stable) or contradict them."""
     deployed = load_deployed_model(project.settings())
-    frame = pd.DataFrame({
-        "corporation": [f"{name[:3]}{i}" for i in range(rows)],
-        "lastmonth_activity": [(i * 37) % 400 for i in range(rows)],
-        "lastyear_activity": [(i * 911) % 6000 for i in range(rows)],
-        "number_of_employees": [(i * 13) % 150 for i in range(rows)],
-    })
+    frame = pd.DataFrame(
+        {
+            "corporation": [f"{name[:3]}{i}" for i in range(rows)],
+            "lastmonth_activity": [(i * 37) % 400 for i in range(rows)],
+            "lastyear_activity": [(i * 911) % 6000 for i in range(rows)],
+            "number_of_employees": [(i * 13) % 150 for i in range(rows)],
+        }
+    )
     predicted = deployed.model.predict(frame[list(FEATURES)])
     frame["exited"] = predicted if agree else 1 - predicted
     path = project.root / "sourcedata" / name
@@ -121,11 +123,16 @@ def test_fresh_project_bootstraps_every_course_artifact_and_a_second_tick_change
     settings = project.settings()
     assert current_version(settings) == "v0001"
     assert sorted(p.name for p in (versions_dir(settings) / "v0001").iterdir()) == [
-        "deployment.json", "ingestedfiles.txt", "latestscore.txt", "trainedmodel.json", "trainedmodel.pkl",
+        "deployment.json",
+        "ingestedfiles.txt",
+        "latestscore.txt",
+        "trainedmodel.json",
+        "trainedmodel.pkl",
         "trainingreference.json",
     ]
     assert (project.root / "production_deployment" / "trainedmodel.pkl").read_bytes() == (
-        project.root / "models" / "trainedmodel.pkl").read_bytes()
+        project.root / "models" / "trainedmodel.pkl"
+    ).read_bytes()
     assert "nothing deployed yet: bootstrapping" in result.stderr
     assert "summary: deployed" in result.stderr
     assert "summary: deployed" in (project.root / "logs" / "fullprocess.log").read_text()
@@ -151,8 +158,10 @@ def test_course_scenario_practice_model_then_sourcedata_under_the_raw_rule(deplo
 
     result = deployed_project.run("fullprocess.py")
 
-    assert "drift check (raw) of v0001 on 26 new rows: no drift: new F1 0.6923 is not below deployed score 0.5714" \
+    assert (
+        "drift check (raw) of v0001 on 26 new rows: no drift: new F1 0.6923 is not below deployed score 0.5714"
         in result.stderr
+    )
     assert current_version(settings) == "v0001"
     assert not (deployed_project.root / "models" / "trainedmodel.pkl").exists()  # no retrain
     with deployed_project.store() as store:

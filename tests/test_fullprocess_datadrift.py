@@ -9,13 +9,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from risk.inputscan import FINAL_DATA_NAME
-from risk.versions import current_version
-from risk.deployed import load_deployed_model
 from diagnostics import SNAPSHOT_NAME
-from risk.schema import FEATURES, TARGET
+from risk.deployed import load_deployed_model
+from risk.inputscan import FINAL_DATA_NAME
 from risk.modelfiles import METADATA_NAME, REFERENCE_NAME, read_reference
-
+from risk.schema import FEATURES, TARGET
+from risk.versions import current_version
 from tests.support import Project
 
 pytestmark = pytest.mark.slow
@@ -48,10 +47,12 @@ def test_the_course_run_records_data_drift_and_prints_it(project: Project) -> No
     project.run("fullprocess.py", config=project.practice_config)
     result = project.run("fullprocess.py")
     assert "drift check (raw) of v0001 on 26 new rows: no drift" in result.stderr
-    assert "data drift of 26 new rows vs v0001 training reference (26 rows): drift (3 of 3 features drifted" \
+    assert (
+        "data drift of 26 new rows vs v0001 training reference (26 rows): drift (3 of 3 features drifted"
         in result.stderr
+    )
     assert "no drift: v0001 stays deployed (data drift is report-only" in result.stderr
-    summary = result.stderr[result.stderr.index("summary: no drift"):]
+    summary = result.stderr[result.stderr.index("summary: no drift") :]
     assert "data drift of 26 new rows" in summary and "data drift check" in summary  # the summary and its timing
     [check] = data_drift_checks(project)
     assert check["verdict"] == "drift" and check["model_version"] == "v0001"
@@ -61,7 +62,8 @@ def test_the_course_run_records_data_drift_and_prints_it(project: Project) -> No
     assert current_version(project.settings()) == "v0001"
     with project.store() as store:
         assert store.latest_data_drift() == {k: v for k, v in check.items() if k != "model_version"} | {
-            "model_version": "v0001"}
+            "model_version": "v0001"
+        }
     project.run("fullprocess.py")  # nothing new: no second check
     assert len(data_drift_checks(project)) == 1
 
@@ -110,8 +112,10 @@ def test_a_version_without_reference_records_no_reference(project: Project) -> N
     (version / METADATA_NAME).write_text(json.dumps(metadata))
     (version / REFERENCE_NAME).unlink()
     result = project.run("fullprocess.py")
-    assert "data drift of 26 new rows vs v0001 training reference: no reference (v0001 was deployed before" \
+    assert (
+        "data drift of 26 new rows vs v0001 training reference: no reference (v0001 was deployed before"
         in result.stderr
+    )
     assert [c["verdict"] for c in data_drift_checks(project)] == ["no reference"]
 
 
@@ -125,4 +129,3 @@ def test_a_broken_reference_fails_the_data_drift_check_loudly_but_not_the_f1_che
     assert "drift check (raw) of v0001 on 26 new rows: no drift" in result.stderr
     assert data_drift_checks(project) == []
     assert project.run("fullprocess.py").returncode == 0  # the files were checked: no retry storm
-

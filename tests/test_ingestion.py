@@ -9,10 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.support import COLUMNS, Project
-from risk.schema import DataFileError, check_schema, parse_csv_text
 from ingestion import merge_multiple_dataframe
 from risk.errors import UserFacingError
+from risk.schema import DataFileError, check_schema, parse_csv_text
+from tests.support import COLUMNS, Project
 
 # The practice data, checked by hand: dataset2.csv repeats 10 rows of dataset1.csv.
 PRACTICE_FILES = {"dataset1.csv": (17, 17, 0), "dataset2.csv": (19, 9, 10)}  # rows read, kept, duplicates
@@ -23,10 +23,15 @@ BAD_FILES = {
         COLUMNS.replace(",", ";").encode() + b"\nabc;1;2;3;0\n",
         "is not comma-separated (its header uses semicolons",
     ),
-    "tabs.csv": (COLUMNS.replace(",", "\t").encode() + b"\nabc\t1\t2\t3\t0\n", "is not comma-separated (its header uses tabs"),
+    "tabs.csv": (
+        COLUMNS.replace(",", "\t").encode() + b"\nabc\t1\t2\t3\t0\n",
+        "is not comma-separated (its header uses tabs",
+    ),
     "extra_column.csv": (COLUMNS.encode() + b",notes\nabc,1,2,3,0,hi\n", "has unexpected column(s) notes"),
-    "non_numeric.csv": (COLUMNS.encode() + b"\nabc,1,2,3,0\ndef,12,lots,4,1\n",
-                        "has a non-numeric value 'lots' in column 'lastyear_activity' at line 3"),
+    "non_numeric.csv": (
+        COLUMNS.encode() + b"\nabc,1,2,3,0\ndef,12,lots,4,1\n",
+        "has a non-numeric value 'lots' in column 'lastyear_activity' at line 3",
+    ),
     "target_two.csv": (COLUMNS.encode() + b"\nabc,1,2,3,2\n", "has 2 in column 'exited' at line 2; exited must be 0"),
     "target_missing.csv": (COLUMNS.encode() + b"\nabc,1,2,3,\n", "has an empty cell in column 'exited' at line 2"),
     "empty.csv": (b"", "is empty; it needs a header line and data rows"),
@@ -34,7 +39,10 @@ BAD_FILES = {
     "ragged.csv": (COLUMNS.encode() + b"\nabc,1,2,3,0,7,8\n", "is not a valid CSV"),
     "picture.csv": (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "is not a text file (it holds binary data)"),
     "spreadsheet.xlsx": (b"PK\x03\x04 not really a spreadsheet", "has an unsupported type '.xlsx'"),
-    "latin1.csv": (COLUMNS.encode() + "\nsoci\u00e9t\u00e9,1,2,3,0\n".encode("latin-1"), "has bytes that are not UTF-8 text"),
+    "latin1.csv": (
+        COLUMNS.encode() + "\nsoci\u00e9t\u00e9,1,2,3,0\n".encode("latin-1"),
+        "has bytes that are not UTF-8 text",
+    ),
     "not_records.json": (b'{"corporation": "abc"}', "must hold JSON records: a list of objects"),
     "broken.json": (b'[{"corporation": "abc",', "is not valid JSON"),
     "list_value.json": (
@@ -43,7 +51,8 @@ BAD_FILES = {
         "has a non-numeric value [1, 2] in column 'lastmonth_activity' at line 2",
     ),
     "huge_value.json": (
-        b'[{"corporation": "a", "lastmonth_activity": 1, "lastyear_activity": 1' + b"0" * 400
+        b'[{"corporation": "a", "lastmonth_activity": 1, "lastyear_activity": 1'
+        + b"0" * 400
         + b', "number_of_employees": 3, "exited": 0}]',
         "has a non-numeric value 1000000000",
     ),
@@ -90,10 +99,19 @@ def test_every_bad_file_is_rejected_by_name_while_good_files_are_ingested(projec
     source = project.root / "sourcedata"
     for name, (content, _) in BAD_FILES.items():
         (source / name).write_bytes(content)
-    (source / "records.json").write_text(json.dumps([
-        {"corporation": "json1", "lastmonth_activity": 5, "lastyear_activity": 50, "number_of_employees": 7,
-         "exited": 1},
-    ]))
+    (source / "records.json").write_text(
+        json.dumps(
+            [
+                {
+                    "corporation": "json1",
+                    "lastmonth_activity": 5,
+                    "lastyear_activity": 50,
+                    "number_of_employees": 7,
+                    "exited": 1,
+                },
+            ]
+        )
+    )
     before = digest_folder(source)
 
     result, settings = ingest(project)
@@ -151,7 +169,9 @@ def test_columns_in_another_order_and_padded_headers_are_accepted() -> None:
 def test_schema_without_target_for_prediction_requests() -> None:
     frame = pd.DataFrame({"lastmonth_activity": [1], "lastyear_activity": [2], "number_of_employees": [3]})
     assert list(check_schema(frame, require_target=False, require_id=False).columns) == [
-        "lastmonth_activity", "lastyear_activity", "number_of_employees",
+        "lastmonth_activity",
+        "lastyear_activity",
+        "number_of_employees",
     ]
     with pytest.raises(DataFileError, match="is missing column"):
         check_schema(frame)

@@ -12,13 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.support import COLUMNS, Project
-from risk.inputscan import scan_folder
-from risk.schema import DataFileError, read_data_file
 from ingestion import IngestionResult, merge_multiple_dataframe
 from risk.fastread import ColumnBuffer, merge_frames
 from risk.files import sha256_file
+from risk.inputscan import scan_folder
+from risk.schema import DataFileError, read_data_file
 from risk.store import IngestionRecord, RecordsStore
+from tests.support import COLUMNS, Project
 
 HEADER = COLUMNS.encode()
 
@@ -27,20 +27,34 @@ FILES = {
     "a_plain.csv": HEADER + b"\nabc,1,2,3,0\ndef,4,5,6,1\nghi,7,8,9,0\n",
     "b_repeats.csv": HEADER + b"\nabc,1,2,3,0\nxyz,1,2,3,0\nxyz,1,2,3,0\nabc,1,2,3,1\n",
     "c_reordered.csv": b"exited,number_of_employees,lastyear_activity,lastmonth_activity,corporation\n0,3,2,1,abc\n"
-                       b"1,30,20,10,new\n",
-    "d_blanks_crlf.csv": HEADER + b"\r\n  abc ,1,2,3,0\r\n\" quoted \",1,2,3,0\r\nquoted,1,2,3,0\r\n",
+    b"1,30,20,10,new\n",
+    "d_blanks_crlf.csv": HEADER + b'\r\n  abc ,1,2,3,0\r\n" quoted ",1,2,3,0\r\nquoted,1,2,3,0\r\n',
     "e_floats.csv": HEADER + b"\nflt,1.5,,3,1.0\nflt,1.5,,3,1.0\nneg,-0.0,2,3,0\nneg,0.0,2,3,0.0\n",
     "f_numeric_ids.csv": HEADER + b"\n1234,1,2,3,0\n1234.0,1,2,3,0\n",
     "g_missing_ids.csv": HEADER + b"\n,11,2,3,0\n,11,2,3,0\n,12,2,3,1\n",
-    "h_records.json": json.dumps([
-        {"corporation": "abc", "lastmonth_activity": 1, "lastyear_activity": 2, "number_of_employees": 3, "exited": 0},
-        {"corporation": "jsn", "lastmonth_activity": 5, "lastyear_activity": 6, "number_of_employees": 7, "exited": 1},
-    ]).encode(),
+    "h_records.json": json.dumps(
+        [
+            {
+                "corporation": "abc",
+                "lastmonth_activity": 1,
+                "lastyear_activity": 2,
+                "number_of_employees": 3,
+                "exited": 0,
+            },
+            {
+                "corporation": "jsn",
+                "lastmonth_activity": 5,
+                "lastyear_activity": 6,
+                "number_of_employees": 7,
+                "exited": 1,
+            },
+        ]
+    ).encode(),
     "i_bom_utf8.csv": b"\xef\xbb\xbf" + HEADER + "\nsoci\u00e9t\u00e9,1,2,3,0\nabc,1,2,3,0\n".encode(),
     "j_padded_header.csv": b" corporation , lastmonth_activity,lastyear_activity,number_of_employees,exited\n"
-                           b"pad,1,2,3,0\n",
+    b"pad,1,2,3,0\n",
     "bad_short_rows.csv": HEADER + b"\nshort,1,2\nfull,1,2,3,0\n",
-    "l_numbers_with_blanks.csv": HEADER + b"\nbl,\"1 \",2,3,0\n",
+    "l_numbers_with_blanks.csv": HEADER + b'\nbl,"1 ",2,3,0\n',
     "m_utf8_no_bom.csv": HEADER + "\n\u00e5ngstr\u00f6m,1,2,3,1\n".encode(),
     "n_mixed_ids.csv": HEADER + b"\nabc,1,2,3,0\n0012,1,2,3,0\n1e5,1,2,3,0\nNA,1,2,3,0\n",
     "o_blank_lines.csv": HEADER + b"\n\nblank,1,2,3,0\n\n\nblank2,1,2,3,1\n",
@@ -105,8 +119,9 @@ def assert_same_as_reference(project: Project, result: IngestionResult) -> None:
     data, source, counts, rejected = reference(project.root / "sourcedata")
     pd.testing.assert_frame_equal(result.data, data)
     assert list(result.source) == source
-    accepted = {r.file_name: (r.rows_read, r.rows_kept, r.duplicates_dropped) for r in result.records
-                if r.status == "accepted"}
+    accepted = {
+        r.file_name: (r.rows_read, r.rows_kept, r.duplicates_dropped) for r in result.records if r.status == "accepted"
+    }
     assert accepted == counts
     assert {r.file_name: r.reason for r in result.rejected} == rejected
     written = pd.read_csv(project.settings().output_folder_path / "finaldata.csv")
@@ -121,11 +136,24 @@ def test_every_kind_of_file_gives_what_the_one_file_reader_gives(project: Projec
     assert_same_as_reference(project, result)
     assert sorted(r.file_name for r in result.rejected) == sorted(name for name in FILES if name.startswith("bad_"))
     kept = dict(zip(result.data["corporation"], result.data["lastmonth_activity"]))
-    assert {"abc", "quoted", "jsn", "soci\u00e9t\u00e9", "pad", "1234.0", "\u00e5ngstr\u00f6m", "0012", "1e5", "blank2",
-            "crlf2", "last", "0042"} <= set(kept)
+    assert {
+        "abc",
+        "quoted",
+        "jsn",
+        "soci\u00e9t\u00e9",
+        "pad",
+        "1234.0",
+        "\u00e5ngstr\u00f6m",
+        "0012",
+        "1e5",
+        "blank2",
+        "crlf2",
+        "last",
+        "0042",
+    } <= set(kept)
 
 
-def test_files_parsed_together_in_small_batches_give_the_same(project: Project, monkeypatch) -> None:  # noqa: ANN001
+def test_files_parsed_together_in_small_batches_give_the_same(project: Project, monkeypatch) -> None:
     from risk import fastread
 
     monkeypatch.setattr(fastread, "BATCH_BYTES", 60)  # a batch closes after every file or two
@@ -134,8 +162,10 @@ def test_files_parsed_together_in_small_batches_give_the_same(project: Project, 
 
 
 def test_rows_equal_once_ids_are_trimmed_and_missing_values_match_are_duplicates(project: Project) -> None:
-    fill_source(project, {name: FILES[name] for name in ("a_plain.csv", "d_blanks_crlf.csv", "e_floats.csv",
-                                                         "g_missing_ids.csv")})
+    fill_source(
+        project,
+        {name: FILES[name] for name in ("a_plain.csv", "d_blanks_crlf.csv", "e_floats.csv", "g_missing_ids.csv")},
+    )
     result = ingest(project)
     counts = {r.file_name: r.duplicates_dropped for r in result.records}
     # "  abc " is abc of a_plain.csv; " quoted " and quoted are one; the NaN row and 0.0 vs -0.0 repeat
@@ -168,16 +198,22 @@ def test_merge_frames_matches_pandas_duplicated_on_frames_with_missing_values() 
     frames = []
     for _ in range(5):
         features = rng.choice([0.0, -0.0, 1.5, np.nan], size=(80, 3))
-        frames.append(pd.DataFrame({
-            "corporation": pd.array(rng.choice(["x", "y", None], size=80), dtype="string"),
-            "lastmonth_activity": features[:, 0], "lastyear_activity": features[:, 1],
-            "number_of_employees": features[:, 2], "exited": rng.integers(0, 2, size=80),
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "corporation": pd.array(rng.choice(["x", "y", None], size=80), dtype="string"),
+                    "lastmonth_activity": features[:, 0],
+                    "lastyear_activity": features[:, 1],
+                    "number_of_employees": features[:, 2],
+                    "exited": rng.integers(0, 2, size=80),
+                }
+            )
+        )
     data, source, dropped = merge_frames(frames, [f"f{i}" for i in range(5)])
     combined = pd.concat(frames, ignore_index=True)
     duplicated = combined.duplicated().to_numpy()
     pd.testing.assert_frame_equal(data, combined[~duplicated].reset_index(drop=True))
-    assert list(dropped) == [int(duplicated[i * 80:(i + 1) * 80].sum()) for i in range(5)]
+    assert list(dropped) == [int(duplicated[i * 80 : (i + 1) * 80].sum()) for i in range(5)]
     assert list(source) == list(np.repeat([f"f{i}" for i in range(5)], 80)[~duplicated])
 
 
@@ -210,8 +246,15 @@ def test_a_symlinked_file_is_recorded_at_its_real_location(project: Project, tmp
 def test_bulk_lookups_answer_as_the_single_ones(tmp_path: Path) -> None:
     with RecordsStore(tmp_path / "records.sqlite") as store:
         records = [
-            IngestionRecord(f"f{i}.csv", f"/data/f{i}.csv", f"sha{i % 7}", 100 + i, 5 + i,
-                            "rejected" if i % 3 == 0 else "accepted", reason=f"reason {i}" if i % 3 == 0 else None)
+            IngestionRecord(
+                f"f{i}.csv",
+                f"/data/f{i}.csv",
+                f"sha{i % 7}",
+                100 + i,
+                5 + i,
+                "rejected" if i % 3 == 0 else "accepted",
+                reason=f"reason {i}" if i % 3 == 0 else None,
+            )
             for i in range(700)
         ]
         store.record_ingestions(records)
@@ -230,8 +273,10 @@ def test_bulk_lookups_answer_as_the_single_ones(tmp_path: Path) -> None:
 def test_merged_frames_grow_past_the_rows_expected_and_promote_numbers_as_concat_does() -> None:
     from risk.schema import check_schema, parse_csv_text
 
-    texts = [f"{COLUMNS}\n" + "".join(f"id{i % 7},{i},{i % 3},{value},{i % 2}\n" for i in range(50))
-             for value in ("1", "2.5", "3")]
+    texts = [
+        f"{COLUMNS}\n" + "".join(f"id{i % 7},{i},{i % 3},{value},{i % 2}\n" for i in range(50))
+        for value in ("1", "2.5", "3")
+    ]
     frames = [check_schema(parse_csv_text(text)) for text in texts]
     merged = ColumnBuffer(expected_rows=1)
     for frame in frames:
@@ -241,4 +286,4 @@ def test_merged_frames_grow_past_the_rows_expected_and_promote_numbers_as_concat
     duplicated = combined.duplicated().to_numpy()
     pd.testing.assert_frame_equal(data, combined[~duplicated].reset_index(drop=True))
     assert data["number_of_employees"].dtype == "float64" and merged.rows == 150
-    assert list(dropped) == [int(duplicated[i * 50:(i + 1) * 50].sum()) for i in range(3)]
+    assert list(dropped) == [int(duplicated[i * 50 : (i + 1) * 50].sum()) for i in range(3)]

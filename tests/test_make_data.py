@@ -11,10 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from risk.synthetic import make_data, make_test_file
 from tests.support import COLUMNS, REPO, Project
-
-
-from risk.synthetic import make_data, make_test_file  # noqa: E402
 
 
 def read_all(paths: list[Path]) -> pd.DataFrame:
@@ -82,13 +80,29 @@ def test_the_generated_files_are_ingested_as_they_are(project: Project) -> None:
 
 def test_command_line_writes_the_data_and_a_test_file(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "make_data.py"), "--files", "3", "--rows", "20", "--drift",
-         "--out", str(tmp_path / "data"), "--test-file", str(tmp_path / "test.csv"), "--test-rows", "15"],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "make_data.py"),
+            "--files",
+            "3",
+            "--rows",
+            "20",
+            "--drift",
+            "--out",
+            str(tmp_path / "data"),
+            "--test-file",
+            str(tmp_path / "test.csv"),
+            "--test-rows",
+            "15",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert "wrote 3 file(s) x 20 rows" in result.stdout
     assert len(list((tmp_path / "data").glob("*.csv"))) == 3
     assert len(pd.read_csv(tmp_path / "test.csv")) == 15
-    refused = subprocess.run([sys.executable, str(REPO / "benchmarks" / "make_data.py"), "--files", "0"],
-                             capture_output=True, text=True)
+    refused = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "make_data.py"), "--files", "0"], capture_output=True, text=True
+    )
     assert refused.returncode == 2 and "files and rows must be at least 1" in refused.stderr

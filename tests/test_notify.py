@@ -10,9 +10,9 @@ import math
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pytest
@@ -38,9 +38,20 @@ FINISHED = "2026-11-23T01:02:09Z"
 FINISHED_UNIX = calendar.timegm((2026, 11, 23, 1, 2, 9))
 
 ALL_METRICS = {
-    "risk_last_run_timestamp_seconds", "risk_last_run_id", "risk_last_run_exit_code", "risk_last_run_success",
-    "risk_last_run_outcome", "risk_drift", "risk_new_f1", "risk_reference_f1", "risk_p_value", "risk_batch_rows",
-    "risk_batch_positives", "risk_data_drift", "risk_data_drift_feature", "risk_deployed_version_info",
+    "risk_last_run_timestamp_seconds",
+    "risk_last_run_id",
+    "risk_last_run_exit_code",
+    "risk_last_run_success",
+    "risk_last_run_outcome",
+    "risk_drift",
+    "risk_new_f1",
+    "risk_reference_f1",
+    "risk_p_value",
+    "risk_batch_rows",
+    "risk_batch_positives",
+    "risk_data_drift",
+    "risk_data_drift_feature",
+    "risk_deployed_version_info",
 }
 
 
@@ -49,16 +60,34 @@ ALL_METRICS = {
 
 def unchanged_record() -> RunRecord:
     """The cheap tick: nothing new, nothing to tell."""
-    return RunRecord(run_id=None, started_at=STARTED, finished_at=FINISHED, outcome=RunOutcome.NOTHING_NEW,
-                     deployed_version="v3", previous_version="v3")
+    return RunRecord(
+        run_id=None,
+        started_at=STARTED,
+        finished_at=FINISHED,
+        outcome=RunOutcome.NOTHING_NEW,
+        deployed_version="v3",
+        previous_version="v3",
+    )
 
 
 def no_drift_record() -> RunRecord:
     """Checked, no drift, data drift report-only: something to read, nothing to page anyone about."""
     record = RunRecord(
-        run_id=7, started_at=STARTED, finished_at=FINISHED, outcome=RunOutcome.NO_DRIFT, deployed_version="v3",
-        previous_version="v3", drift_rule="significant", drift=False, raw_drift=True, new_f1=0.78,
-        reference_f1=0.80, p_value=0.41, batch_rows=40, batch_positives=12, data_drift="drift",
+        run_id=7,
+        started_at=STARTED,
+        finished_at=FINISHED,
+        outcome=RunOutcome.NO_DRIFT,
+        deployed_version="v3",
+        previous_version="v3",
+        drift_rule="significant",
+        drift=False,
+        raw_drift=True,
+        new_f1=0.78,
+        reference_f1=0.80,
+        p_value=0.41,
+        batch_rows=40,
+        batch_positives=12,
+        data_drift="drift",
         drifted_features=("lastmonth_activity",),
     )
     record = record.tell(EventKind.DATA_DRIFT, "data drift in lastmonth_activity (report-only)")
@@ -69,9 +98,21 @@ def no_drift_record() -> RunRecord:
 def drift_record() -> RunRecord:
     """Drift by the acting rule, retrained and redeployed v3 -> v4."""
     record = RunRecord(
-        run_id=12, started_at=STARTED, finished_at=FINISHED, outcome=RunOutcome.DEPLOYED, deployed_version="v4",
-        previous_version="v3", drift_rule="significant", drift=True, raw_drift=False, new_f1=0.61,
-        reference_f1=0.80, p_value=0.0031, batch_rows=40, batch_positives=12, data_drift="drift",
+        run_id=12,
+        started_at=STARTED,
+        finished_at=FINISHED,
+        outcome=RunOutcome.DEPLOYED,
+        deployed_version="v4",
+        previous_version="v3",
+        drift_rule="significant",
+        drift=True,
+        raw_drift=False,
+        new_f1=0.61,
+        reference_f1=0.80,
+        p_value=0.0031,
+        batch_rows=40,
+        batch_positives=12,
+        data_drift="drift",
         drifted_features=("lastmonth_activity", "number_of_employees"),
     )
     record = record.tell(EventKind.DRIFT, "drift check (significant) says drift")
@@ -98,15 +139,34 @@ def test_an_unchanged_run_gives_no_quiet_lines_and_logs_nothing(caplog: pytest.L
 @pytest.mark.parametrize(
     ("kind", "outcome", "expected"),
     [
-        (EventKind.DRIFT, RunOutcome.DEPLOYED,
-         ["run 12 drift: the message", "rule significant", "v3: F1 0.6100 vs 0.8000", "p=0.0031",
-          "40 rows, 12 positive", "next: v4 serves now"]),
+        (
+            EventKind.DRIFT,
+            RunOutcome.DEPLOYED,
+            [
+                "run 12 drift: the message",
+                "rule significant",
+                "v3: F1 0.6100 vs 0.8000",
+                "p=0.0031",
+                "40 rows, 12 positive",
+                "next: v4 serves now",
+            ],
+        ),
         (EventKind.REDEPLOY, RunOutcome.DEPLOYED, ["run 12 redeploy: the message", "v3 -> v4"]),
-        (EventKind.CHALLENGER_REJECTED, RunOutcome.CHALLENGER_REJECTED,
-         ["run 12 challenger rejected: the message", "v3: F1 0.6100 vs 0.8000", "next: v3 stays deployed"]),
-        (EventKind.DATA_DRIFT, RunOutcome.NO_DRIFT,
-         ["run 12 data drift: the message", "features: lastmonth_activity, number_of_employees",
-          "against v3's training data", "next: v3 stays deployed"]),
+        (
+            EventKind.CHALLENGER_REJECTED,
+            RunOutcome.CHALLENGER_REJECTED,
+            ["run 12 challenger rejected: the message", "v3: F1 0.6100 vs 0.8000", "next: v3 stays deployed"],
+        ),
+        (
+            EventKind.DATA_DRIFT,
+            RunOutcome.NO_DRIFT,
+            [
+                "run 12 data drift: the message",
+                "features: lastmonth_activity, number_of_employees",
+                "against v3's training data",
+                "next: v3 stays deployed",
+            ],
+        ),
         (EventKind.REJECTED_FILE, RunOutcome.NO_DRIFT, ["run 12 rejected file: the message", "not ingested"]),
         (EventKind.FAILURE, RunOutcome.FAILED, ["run 12 failure: the message", "v3 still serves", "exit 1"]),
     ],
@@ -128,8 +188,9 @@ def test_a_run_gives_one_line_per_event_in_order() -> None:
 
 
 def test_a_multi_line_or_huge_message_stays_one_short_line() -> None:
-    record = record_with(EventKind.FAILURE, "Traceback:\n  File x\nValueError: " + "boom " * 500,
-                         outcome=RunOutcome.FAILED)
+    record = record_with(
+        EventKind.FAILURE, "Traceback:\n  File x\nValueError: " + "boom " * 500, outcome=RunOutcome.FAILED
+    )
     [line] = quiet_lines(record)
     assert "\n" not in line
     assert "Traceback: File x ValueError: boom" in line
@@ -137,8 +198,16 @@ def test_a_multi_line_or_huge_message_stays_one_short_line() -> None:
 
 
 def test_unknown_figures_are_left_out_of_the_line() -> None:
-    record = record_with(EventKind.DRIFT, "drift", new_f1=None, reference_f1=None, p_value=None, batch_rows=0,
-                         drift_rule=None, outcome=None)
+    record = record_with(
+        EventKind.DRIFT,
+        "drift",
+        new_f1=None,
+        reference_f1=None,
+        p_value=None,
+        batch_rows=0,
+        drift_rule=None,
+        outcome=None,
+    )
     assert quiet_lines(record) == ["run 12 drift: drift"]
 
 
@@ -183,8 +252,10 @@ def test_the_textfile_has_every_metric_with_the_right_values() -> None:
     drift = {(labels["role"], labels["rule"]): value for labels, value in parsed["risk_drift"]}
     assert drift == {("acting", "significant"): 1, ("course", "raw"): 0}
     assert parsed["risk_data_drift"] == [({"verdict": "drift"}, 1)]
-    assert parsed["risk_data_drift_feature"] == [({"feature": "lastmonth_activity"}, 1),
-                                                 ({"feature": "number_of_employees"}, 1)]
+    assert parsed["risk_data_drift_feature"] == [
+        ({"feature": "lastmonth_activity"}, 1),
+        ({"feature": "number_of_employees"}, 1),
+    ]
     assert parsed["risk_deployed_version_info"] == [({"version": "v4"}, 1)]
 
 
@@ -200,20 +271,25 @@ def test_the_outcome_is_one_hot_over_every_outcome(outcome: RunOutcome) -> None:
 
 
 def test_a_verdict_other_than_drift_is_zero_with_its_label() -> None:
-    parsed = families(render_textfile(no_drift_record()._replace(data_drift="insufficient data",
-                                              drifted_features=())))
+    parsed = families(render_textfile(no_drift_record()._replace(data_drift="insufficient data", drifted_features=())))
     assert parsed["risk_data_drift"] == [({"verdict": "insufficient data"}, 0)]
     assert "risk_data_drift_feature" not in parsed
 
 
 def test_unknown_figures_are_omitted_not_nan() -> None:
-    record = RunRecord(run_id=None, started_at=STARTED, outcome=RunOutcome.CARRIED_OVER, deployed_version="v3",
-                       new_f1=float("nan"))
+    record = RunRecord(
+        run_id=None, started_at=STARTED, outcome=RunOutcome.CARRIED_OVER, deployed_version="v3", new_f1=float("nan")
+    )
     text = render_textfile(record)
     parsed = families(text)
     assert set(parsed) == {
-        "risk_last_run_timestamp_seconds", "risk_last_run_exit_code", "risk_last_run_success",
-        "risk_last_run_outcome", "risk_batch_rows", "risk_batch_positives", "risk_deployed_version_info",
+        "risk_last_run_timestamp_seconds",
+        "risk_last_run_exit_code",
+        "risk_last_run_success",
+        "risk_last_run_outcome",
+        "risk_batch_rows",
+        "risk_batch_positives",
+        "risk_deployed_version_info",
     }
     assert single(parsed, "risk_last_run_timestamp_seconds") == calendar.timegm((2026, 11, 23, 1, 2, 3))
     assert "NaN" not in text and "risk_new_f1" not in text
@@ -221,8 +297,12 @@ def test_unknown_figures_are_omitted_not_nan() -> None:
 
 def test_a_run_without_an_outcome_has_no_outcome_metrics() -> None:
     parsed = families(render_textfile(RunRecord(run_id=3, started_at=STARTED)))
-    assert set(parsed) == {"risk_last_run_timestamp_seconds", "risk_last_run_id", "risk_batch_rows",
-                           "risk_batch_positives"}
+    assert set(parsed) == {
+        "risk_last_run_timestamp_seconds",
+        "risk_last_run_id",
+        "risk_batch_rows",
+        "risk_batch_positives",
+    }
 
 
 def test_label_values_with_quotes_backslashes_and_newlines_survive() -> None:
@@ -238,8 +318,13 @@ def test_label_values_with_quotes_backslashes_and_newlines_survive() -> None:
 
 
 def test_numpy_figures_render_and_serialise() -> None:
-    record = drift_record()._replace(drift=np.bool_(True), raw_drift=np.bool_(False), new_f1=np.float64(0.61),
-                     batch_rows=np.int64(40), batch_positives=np.int64(12))
+    record = drift_record()._replace(
+        drift=np.bool_(True),
+        raw_drift=np.bool_(False),
+        new_f1=np.float64(0.61),
+        batch_rows=np.int64(40),
+        batch_positives=np.int64(12),
+    )
     parsed = families(render_textfile(record))
     assert single(parsed, "risk_batch_rows") == 40 and single(parsed, "risk_new_f1") == 0.61
     payload = json.loads(json.dumps(webhook_payload(record), allow_nan=False))
@@ -287,7 +372,7 @@ def test_a_textfile_not_named_prom_is_written_with_a_warning(tmp_path: Path, cap
 class Receiver(BaseHTTPRequestHandler):
     """Answers every POST with the server's status; keeps (path, headers, body) of each."""
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         self.server.received.append((self.path, dict(self.headers), body))  # type: ignore[attr-defined]
         status = self.server.status  # type: ignore[attr-defined]
@@ -298,13 +383,13 @@ class Receiver(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(b"ok")
 
-    def do_GET(self) -> None:  # noqa: N802 - a followed redirect would land here
+    def do_GET(self) -> None:
         self.server.received.append((self.path, dict(self.headers), b""))  # type: ignore[attr-defined]
         self.send_response(200)
         self.send_header("Content-Length", "0")
         self.end_headers()
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - keep test output clean
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
@@ -395,18 +480,29 @@ def test_the_payload_reaches_a_real_server(caplog: pytest.LogCaptureFixture) -> 
     assert payload["format"] == 1
     assert (payload["outcome"], payload["exit_code"], payload["succeeded"]) == ("deployed", 0, True)
     assert (payload["deployed_version"], payload["previous_version"]) == ("v4", "v3")
-    assert payload["drift"] == {"rule": "significant", "drift": True, "raw_drift": False, "new_f1": 0.61,
-                                "reference_f1": 0.8, "p_value": 0.0031, "batch_rows": 40, "batch_positives": 12}
+    assert payload["drift"] == {
+        "rule": "significant",
+        "drift": True,
+        "raw_drift": False,
+        "new_f1": 0.61,
+        "reference_f1": 0.8,
+        "p_value": 0.0031,
+        "batch_rows": 40,
+        "batch_positives": 12,
+    }
     assert payload["data_drift"] == {"verdict": "drift", "features": ["lastmonth_activity", "number_of_employees"]}
-    assert payload["events"] == [{"kind": "drift", "message": "drift check (significant) says drift"},
-                                 {"kind": "redeploy", "message": "retrained and deployed"}]
+    assert payload["events"] == [
+        {"kind": "drift", "message": "drift check (significant) says drift"},
+        {"kind": "redeploy", "message": "retrained and deployed"},
+    ]
     assert payload["text"].splitlines() == quiet_lines(drift_record())
     assert warnings_of(caplog) == []
 
 
 def test_unknown_figures_are_null_in_the_payload() -> None:
-    record = record_with(EventKind.FAILURE, "boom", new_f1=float("nan"), reference_f1=None, p_value=None,
-                         drift=None, outcome=None)
+    record = record_with(
+        EventKind.FAILURE, "boom", new_f1=float("nan"), reference_f1=None, p_value=None, drift=None, outcome=None
+    )
     payload = json.loads(json.dumps(webhook_payload(record), allow_nan=False))
     assert payload["drift"]["new_f1"] is None and payload["drift"]["drift"] is None
     assert payload["outcome"] is None and payload["exit_code"] is None
@@ -454,8 +550,17 @@ def test_the_warning_hides_the_secret_path(caplog: pytest.LogCaptureFixture) -> 
     assert "SECRETTOKEN" not in warning and "pw" not in warning
 
 
-@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.org/x", "127.0.0.1:8000/x", "http://[::1",
-                                 "http:///nohost", "http://127.0.0.1:99999/x"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "file:///etc/passwd",
+        "ftp://example.org/x",
+        "127.0.0.1:8000/x",
+        "http://[::1",
+        "http:///nohost",
+        "http://127.0.0.1:99999/x",
+    ],
+)
 def test_only_http_urls_are_posted_to(url: str, caplog: pytest.LogCaptureFixture) -> None:
     assert post_webhook(url, drift_record(), TIMEOUT) is False
     [warning] = warnings_of(caplog)
@@ -484,8 +589,9 @@ def test_announce_tells_writes_and_posts_a_drift_run(tmp_path: Path, caplog: pyt
 
 def test_announce_does_not_post_a_no_drift_run(tmp_path: Path) -> None:
     with receiver() as server:
-        announce(no_drift_record(), textfile=tmp_path / "risk.prom", webhook_url=url_of(server),
-                 webhook_timeout=TIMEOUT)
+        announce(
+            no_drift_record(), textfile=tmp_path / "risk.prom", webhook_url=url_of(server), webhook_timeout=TIMEOUT
+        )
     assert server.received == []
     assert (tmp_path / "risk.prom").exists()
 

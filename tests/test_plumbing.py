@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.support import REPO
 from risk.logs import LOG_BACKUPS, LOG_MAX_BYTES, log_file_handler
+from tests.support import REPO
 
 
 def write_line(path: Path, message: str) -> None:
@@ -39,9 +39,19 @@ def test_a_full_log_file_is_rotated_when_a_run_starts_and_backups_are_capped(tmp
 
 
 def test_help_is_laid_out_for_the_terminal_width(tmp_path: Path) -> None:
-    narrow = subprocess.run([sys.executable, str(REPO / "ingestion.py"), "--help"], capture_output=True, text=True,
-                            env={"COLUMNS": "50", "PATH": "/usr/bin:/bin"}, check=True)
-    wide = subprocess.run([sys.executable, str(REPO / "ingestion.py"), "--help"], capture_output=True, text=True,
-                          env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"}, check=True)
+    narrow = subprocess.run(
+        [sys.executable, str(REPO / "ingestion.py"), "--help"],
+        capture_output=True,
+        text=True,
+        env={"COLUMNS": "50", "PATH": "/usr/bin:/bin"},
+        check=True,
+    )
+    wide = subprocess.run(
+        [sys.executable, str(REPO / "ingestion.py"), "--help"],
+        capture_output=True,
+        text=True,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+        check=True,
+    )
     assert "--config" in narrow.stdout and max(map(len, narrow.stdout.splitlines())) <= 48
     assert len(wide.stdout.splitlines()) < len(narrow.stdout.splitlines())

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import REPO, Project, flipped_rows
 from risk.files import sha256_file
 from risk.store import SCHEMA_VERSION, RecordsStore
+from tests.support import REPO, Project, flipped_rows
 
 # The schema as released at version 1 (MIGRATIONS[0]), frozen here so the migration test keeps testing an
 # upgrade from a real old database even if someone edits the code's copy by mistake.
@@ -49,16 +49,34 @@ CREATE TABLE diagnostics_runs (id INTEGER PRIMARY KEY, run_at TEXT NOT NULL, mod
 
 V1_ROWS = {
     "runs": [(1, "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z", "fullprocess", "deployed", "run 1: ...")],
-    "ingestions": [(1, 1, "2026-01-01T00:00:01Z", "a.csv", "/data/a.csv", "aa" * 32, 120, 1, "accepted", None,
-                    10, 9, 1)],
+    "ingestions": [
+        (1, 1, "2026-01-01T00:00:01Z", "a.csv", "/data/a.csv", "aa" * 32, 120, 1, "accepted", None, 10, 9, 1)
+    ],
     "checked_files": [("a.csv", "aa" * 32, "2026-01-01T00:01:00Z", 1)],
-    "scores": [(1, "2026-01-01T00:00:02Z", "test", 0.5, 5, "testdata.csv", "m1" * 32, None),
-               (2, "2026-01-02T00:00:00Z", "batch", 0.4, 9, "b.csv", "m1" * 32, "v0001"),
-               (3, "2026-01-02T00:00:01Z", "test", 0.7, 5, "testdata.csv", "m2" * 32, None)],
-    "drift_checks": [(1, "2026-01-02T00:00:00Z", "raw", "v0001", 0.5, 0.4, 0.5, 1, 1,
-                      "drift: new F1 0.4000 is below deployed score 0.5000", '["b.csv"]')],
-    "deployments": [(1, "2026-01-01T00:00:03Z", "deploy", "v0001", None, 0.5, "m1" * 32),
-                    (2, "2026-01-02T00:00:02Z", "deploy", "v0002", "v0001", 0.7, "m2" * 32)],
+    "scores": [
+        (1, "2026-01-01T00:00:02Z", "test", 0.5, 5, "testdata.csv", "m1" * 32, None),
+        (2, "2026-01-02T00:00:00Z", "batch", 0.4, 9, "b.csv", "m1" * 32, "v0001"),
+        (3, "2026-01-02T00:00:01Z", "test", 0.7, 5, "testdata.csv", "m2" * 32, None),
+    ],
+    "drift_checks": [
+        (
+            1,
+            "2026-01-02T00:00:00Z",
+            "raw",
+            "v0001",
+            0.5,
+            0.4,
+            0.5,
+            1,
+            1,
+            "drift: new F1 0.4000 is below deployed score 0.5000",
+            '["b.csv"]',
+        )
+    ],
+    "deployments": [
+        (1, "2026-01-01T00:00:03Z", "deploy", "v0001", None, 0.5, "m1" * 32),
+        (2, "2026-01-02T00:00:02Z", "deploy", "v0002", "v0001", 0.7, "m2" * 32),
+    ],
     "data_drift_checks": [(1, "2026-01-02T00:00:00Z", "v0001", "no drift", '{"verdict": "no drift"}')],
     "diagnostics_runs": [(1, "2026-01-01T00:00:04Z", "v0001", '{"timestamp": "2026-01-01T00:00:04Z"}')],
 }
@@ -135,8 +153,11 @@ def test_each_step_records_its_history(project: Project) -> None:
     assert (settings.output_model_path / "confusionmatrix.png").read_bytes().startswith(b"\x89PNG")
 
     project.run("fullprocess.py")  # the files ingested by hand were never drift-checked: this run checks them
-    flipped = [row for name in ("dataset3.csv", "dataset4.csv")
-               for row in flipped_rows(settings.input_folder_path / name, f"f{name[7]}-")]
+    flipped = [
+        row
+        for name in ("dataset3.csv", "dataset4.csv")
+        for row in flipped_rows(settings.input_folder_path / name, f"f{name[7]}-")
+    ]
     project.write_data("sourcedata", "dataset5.csv", flipped)  # labels the model learnt, flipped: it drifts
     project.run("fullprocess.py")
     with project.store() as store:
@@ -182,8 +203,17 @@ def test_history_pages_newest_first_with_totals(tmp_path: Path) -> None:
 
 
 def test_drift_pages_decode_their_fields(tmp_path: Path) -> None:
-    decision = {"test": "raw", "deployed_version": "v0001", "deployed_score": 0.6, "new_score": 0.5,
-                "threshold": 0.6, "history_size": 2, "drift": True, "reason": "drift: ...", "files": ["x.csv"]}
+    decision = {
+        "test": "raw",
+        "deployed_version": "v0001",
+        "deployed_score": 0.6,
+        "new_score": 0.5,
+        "threshold": 0.6,
+        "history_size": 2,
+        "drift": True,
+        "reason": "drift: ...",
+        "files": ["x.csv"],
+    }
     with RecordsStore(tmp_path / "records.sqlite") as store:
         store.record_drift_check(decision)
         [row], total = store.history_page("drift_checks", limit=5)
@@ -197,6 +227,7 @@ def test_a_read_snapshot_sees_one_committed_state_and_a_commit_waits_for_it(tmp_
         writer.record_score("test", 0.5, 5, "first.csv")
         with reader.read_snapshot():
             assert [row["data_path"] for row in reader.scores()] == ["first.csv"]
+
             def commit() -> None:
                 with RecordsStore(path) as other:
                     other.record_score("test", 0.6, 5, "second.csv")
@@ -227,9 +258,21 @@ def test_migrates_a_version_1_database_and_keeps_its_rows(tmp_path: Path) -> Non
         assert [row["version"] for row in store.deployments()] == ["v0002", "v0001"]
         assert store.checked_files() == {("a.csv", "aa" * 32)}
         scores = {row["id"]: row["model_version"] for row in store.scores()}
-        store.record_evaluation({"model_version": "v0002", "model_sha256": "m2" * 32, "data_path": "testdata.csv",
-                                 "rows": 5, "true_negatives": 1, "false_positives": 1, "false_negatives": 1,
-                                 "true_positives": 2, "precision": 2 / 3, "recall": 2 / 3, "f1": 2 / 3})
+        store.record_evaluation(
+            {
+                "model_version": "v0002",
+                "model_sha256": "m2" * 32,
+                "data_path": "testdata.csv",
+                "rows": 5,
+                "true_negatives": 1,
+                "false_positives": 1,
+                "false_negatives": 1,
+                "true_positives": 2,
+                "precision": 2 / 3,
+                "recall": 2 / 3,
+                "f1": 2 / 3,
+            }
+        )
         assert store.latest_evaluation("v0002")["true_positives"] == 2
     assert scores == {1: "v0001", 2: "v0001", 3: "v0002"}, "test scores learn the version their model became"
 
@@ -279,15 +322,18 @@ WRITER = textwrap.dedent(
     print("committed", flush=True)
     """
 )
-PENDING_SCORE = ("INSERT INTO scores (scored_at, kind, f1, rows, data_path) VALUES ('t', 'test', ?, 1, ?)",
-                 [(0.9, "pending.csv")])
+PENDING_SCORE = (
+    "INSERT INTO scores (scored_at, kind, f1, rows, data_path) VALUES ('t', 'test', ?, 1, ?)",
+    [(0.9, "pending.csv")],
+)
 
 
 def start_writer(db: Path, statements: list[tuple[str, list[tuple]]], exclusive: bool = False) -> subprocess.Popen[str]:
     """A process that commits one score, then runs ``statements`` in a write transaction it holds open."""
     script = WRITER.format(repo=str(REPO), db=str(db), statements=statements, exclusive=exclusive)
-    process = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     line = process.stdout.readline()
     if line.strip() != "in transaction":
         process.kill()
@@ -299,8 +345,10 @@ def test_a_run_killed_mid_transaction_leaves_no_half_record(tmp_path: Path) -> N
     db = tmp_path / "records.sqlite"
     statements = [
         ("INSERT INTO deployments (deployed_at, action, version, f1) VALUES ('t', 'deploy', ?, 0.9)", [("v0009",)]),
-        ("INSERT INTO scores (scored_at, kind, f1, rows, data_path) VALUES ('t', 'batch', ?, 1, 'x')",
-         [(i / 100,) for i in range(100)]),
+        (
+            "INSERT INTO scores (scored_at, kind, f1, rows, data_path) VALUES ('t', 'batch', ?, 1, 'x')",
+            [(i / 100,) for i in range(100)],
+        ),
     ]
     writer = start_writer(db, statements)
     os.kill(writer.pid, signal.SIGKILL)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pypdf
 import pytest
@@ -15,14 +15,14 @@ from matplotlib.dates import ConciseDateFormatter
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
-from risk import plots
 import reporting
-from tests.support import Project
-from risk.versions import current_version
+from reporting import confusion_on_test_data, plot_confusion_matrix
+from risk import plots
 from risk.deployed import load_deployed_model
 from risk.overview import build_overview, format_number
 from risk.store import RecordsStore
-from reporting import confusion_on_test_data, plot_confusion_matrix
+from risk.versions import current_version
+from tests.support import Project
 
 BASE_PAGES = [
     "Model report: deployed version",
@@ -91,7 +91,7 @@ def test_report_pdf_has_every_page_and_the_history_in_it(reported: Project) -> N
     assert f"model version {data_drift['model_version']}" in drift_page
     for feature, result in data_drift["features"].items():
         assert f"{feature} {result['status']}" in drift_page
-    assert 'GET /scoring -> 200' in api_page and '"model_version": "v0002"' in api_page
+    assert "GET /scoring -> 200" in api_page and '"model_version": "v0002"' in api_page
 
     assert (settings.output_model_path / "confusionmatrix.png").read_bytes().startswith(PNG_SIGNATURE)
 
@@ -183,8 +183,9 @@ def overview(history_project: Project):
 
 def dashboard_figures(overview) -> dict[str, Figure]:
     return {
-        "confusion matrix": plots.draw_confusion_matrix(plots.confusion_matrix_of(overview.evaluation),
-                                                        plots.confusion_matrix_title(overview.version)),
+        "confusion matrix": plots.draw_confusion_matrix(
+            plots.confusion_matrix_of(overview.evaluation), plots.confusion_matrix_title(overview.version)
+        ),
         "f1 trend": plots.draw_f1_trend(overview.deploys, overview.drift_checks, overview.version),
         "summary trend": plots.draw_summary_trend(overview.diagnostics_history),
         "missing trend": plots.draw_missing_trend(overview.diagnostics_history),

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support import Project
-from risk.schema import FEATURES
 from ingestion import merge_multiple_dataframe
 from risk.modelfiles import load_model, read_score
+from risk.schema import FEATURES
 from scoring import read_test_data, score_model
+from tests.support import Project
 from training import train_model
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import REPO, Project
 from risk.config import ConfigError, load_config
+from tests.support import REPO, Project
 
 
 def write_config(folder: Path, **changes: object) -> Path:
@@ -47,7 +47,12 @@ def test_defaults_fill_optional_keys(tmp_path: Path) -> None:
     config = write_config(tmp_path, model=None, drift_test=None, records_db_path=None, api_url=None)
     settings = load_config(config)
     assert settings.model.as_config() == {
-        "C": 1.0, "penalty": "l2", "solver": "liblinear", "random_state": 0, "max_iter": 100, "tol": 1e-4,
+        "C": 1.0,
+        "penalty": "l2",
+        "solver": "liblinear",
+        "random_state": 0,
+        "max_iter": 100,
+        "tol": 1e-4,
     }
     assert settings.drift_test == "raw"
     assert settings.records_db_path == tmp_path / "ingesteddata" / "records.sqlite"

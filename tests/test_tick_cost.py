@@ -16,14 +16,37 @@ from tests.support import REPO, Project
 # None of them is needed to find out that nothing is new (see risk/tick.py). shutil is allowed: argparse loads it
 # to size its help to the terminal.
 NOT_ON_THE_TICK = {"dataclasses", "inspect", "logging.handlers", "socket", "tempfile", "random"}
-HEAVY = {"pandas", "numpy", "sklearn", "scipy", "matplotlib", "pyarrow", "diagnostics", "ingestion", "training",
-         "scoring", "reporting", "risk.datadrift", "risk.fastread", "risk.schema", "risk.model", "risk.deployed"}
+HEAVY = {
+    "pandas",
+    "numpy",
+    "sklearn",
+    "scipy",
+    "matplotlib",
+    "pyarrow",
+    "diagnostics",
+    "ingestion",
+    "training",
+    "scoring",
+    "reporting",
+    "risk.datadrift",
+    "risk.fastread",
+    "risk.schema",
+    "risk.model",
+    "risk.deployed",
+}
 
 
 def test_a_no_op_tick_imports_no_module_it_does_not_need_and_still_logs(deployed_project: Project) -> None:
     project = deployed_project
-    command = [sys.executable, "-X", "importtime", str(REPO / "fullprocess.py"), "--config",
-               str(project.practice_config), "--quiet"]
+    command = [
+        sys.executable,
+        "-X",
+        "importtime",
+        str(REPO / "fullprocess.py"),
+        "--config",
+        str(project.practice_config),
+        "--quiet",
+    ]
     env = {k: v for k, v in os.environ.items() if k != "RISK_CONFIG"}
     result = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
     imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}

@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 import sklearn
 
-from tests.support import Project
-from risk.schema import FEATURES
 from ingestion import merge_multiple_dataframe
-from risk.modelfiles import ModelIntegrityError, load_model
 from risk.errors import UserFacingError
+from risk.modelfiles import ModelIntegrityError, load_model
+from risk.schema import FEATURES
+from tests.support import Project
 from training import train_model
 
 
@@ -35,7 +35,12 @@ def test_model_and_metadata_are_saved_with_hash_and_versions(project: Project) -
     assert metadata["sklearn_version"] == sklearn.__version__
     assert metadata["training_rows"] == 26
     assert metadata["hyperparameters"] == {
-        "C": 1.0, "penalty": "l2", "solver": "liblinear", "random_state": 0, "max_iter": 100, "tol": 0.0001,
+        "C": 1.0,
+        "penalty": "l2",
+        "solver": "liblinear",
+        "random_state": 0,
+        "max_iter": 100,
+        "tol": 0.0001,
     }
     model = load_model(folder).model
     classifier = model[-1]
@@ -44,8 +49,9 @@ def test_model_and_metadata_are_saved_with_hash_and_versions(project: Project) -
 
 
 def test_hyperparameters_come_from_config(project: Project) -> None:
-    project.edit_config(model={"C": 0.001, "penalty": "l1", "solver": "liblinear", "random_state": 0,
-                               "max_iter": 50, "tol": 0.01})
+    project.edit_config(
+        model={"C": 0.001, "penalty": "l1", "solver": "liblinear", "random_state": 0, "max_iter": 50, "tol": 0.01}
+    )
     ingest_and_train(project)
     classifier = load_model(project.root / "models").model[-1]
     assert (classifier.C, classifier.l1_ratio, classifier.max_iter, classifier.tol) == (0.001, 1.0, 50, 0.01)

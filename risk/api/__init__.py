@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 
 from flask import Flask
 
@@ -49,8 +48,12 @@ def create_app(settings: Settings | str | os.PathLike[str] | None = None) -> Fla
     app.config.update(MAX_CONTENT_LENGTH=settings.api_max_upload_bytes)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.url_map.strict_slashes = False
-    app.extensions[STATE_KEY] = ApiState(settings=settings, models=ModelCache(settings),
-                                         metrics=ApiMetrics(settings), token=os.environ.get(API_TOKEN_ENV) or None)
+    app.extensions[STATE_KEY] = ApiState(
+        settings=settings,
+        models=ModelCache(settings),
+        metrics=ApiMetrics(settings),
+        token=os.environ.get(API_TOKEN_ENV) or None,
+    )
     register_error_handlers(app)
     register_request_hooks(app)
     register_blueprints(app)

@@ -18,6 +18,8 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, render_template, request
 
+from risk.api.state import api_state
+from risk.config import Settings
 from risk.overview import (
     API_RETURNS_NAME,
     Overview,
@@ -29,8 +31,6 @@ from risk.overview import (
     summary_rows,
 )
 from risk.store import HISTORY_KINDS, RecordsStore, reading
-from risk.api.state import api_state
-from risk.config import Settings
 
 log = logging.getLogger("dashboard")
 
@@ -65,8 +65,10 @@ def _whole_number(name: str, default: int, minimum: int, maximum: int) -> int:
     if raw is None:
         return default
     if not WHOLE_NUMBER.fullmatch(raw) or not minimum <= int(raw) <= maximum:
-        abort(400, description=f"query parameter {name!r} must be a whole number from {minimum} to {maximum} "
-                               f"(got {raw!r})")
+        abort(
+            400,
+            description=f"query parameter {name!r} must be a whole number from {minimum} to {maximum} (got {raw!r})",
+        )
     return int(raw)
 
 
@@ -74,8 +76,9 @@ def history_paging() -> tuple[list[str], int, int]:
     """The kinds, limit and offset asked for by ``/history``'s query string, validated (400 otherwise)."""
     unknown = sorted(set(request.args) - set(HISTORY_PARAMETERS))
     if unknown:
-        abort(400, description=f"unknown query parameter {unknown[0]!r}; "
-                               f"/history takes {', '.join(HISTORY_PARAMETERS)}")
+        abort(
+            400, description=f"unknown query parameter {unknown[0]!r}; /history takes {', '.join(HISTORY_PARAMETERS)}"
+        )
     kind = _one("kind")
     if kind is not None and kind not in HISTORY_KINDS:
         abort(400, description=f"query parameter 'kind' must be one of {', '.join(HISTORY_KINDS)} (got {kind!r})")
@@ -93,9 +96,7 @@ def history_section(store: RecordsStore | None, kind: str, limit: int, offset: i
 @blueprint.get("/history")
 def history():
     kinds, limit, offset = history_paging()
-    with reading(_settings().records_db_path) as store, (
-        store.read_snapshot() if store else contextlib.nullcontext()
-    ):
+    with reading(_settings().records_db_path) as store, store.read_snapshot() if store else contextlib.nullcontext():
         sections = {kind: history_section(store, kind, limit, offset) for kind in kinds}
     return jsonify({"limit": limit, "offset": offset, "order": "newest first", **sections})
 
@@ -105,8 +106,13 @@ def history():
 
 def _plot_inputs(overview: Overview) -> str:
     """What the plots are drawn from, as text: the same text means the same pictures."""
-    inputs = [overview.version, overview.evaluation, overview.deploys, overview.drift_checks,
-              overview.diagnostics_history]
+    inputs = [
+        overview.version,
+        overview.evaluation,
+        overview.deploys,
+        overview.drift_checks,
+        overview.diagnostics_history,
+    ]
     return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -116,8 +122,9 @@ def draw_plots(overview: Overview) -> dict[str, str | None]:
 
     matrix = None
     if overview.evaluation:
-        matrix = plots.draw_confusion_matrix(plots.confusion_matrix_of(overview.evaluation),
-                                             plots.confusion_matrix_title(overview.version))
+        matrix = plots.draw_confusion_matrix(
+            plots.confusion_matrix_of(overview.evaluation), plots.confusion_matrix_title(overview.version)
+        )
     figures = {
         "f1_trend": plots.draw_f1_trend(overview.deploys, overview.drift_checks, overview.version),
         "confusion_matrix": matrix,

@@ -44,12 +44,18 @@ def register_error_handlers(app: Flask) -> None:
         limit = app.config["MAX_CONTENT_LENGTH"]  # = api_max_upload_bytes, set by create_app
         length = request.content_length
         if length is not None and length <= limit:  # the body fits; a form field or the part count does not
-            return error_response(413, f"a form field is over {app.config['MAX_FORM_MEMORY_SIZE']} bytes or the "
-                                       "form has too many parts; upload the CSV as a file (multipart) or send it "
-                                       "as the body with Content-Type: text/csv")
+            return error_response(
+                413,
+                f"a form field is over {app.config['MAX_FORM_MEMORY_SIZE']} bytes or the "
+                "form has too many parts; upload the CSV as a file (multipart) or send it "
+                "as the body with Content-Type: text/csv",
+            )
         size = f" is {length} bytes," if length else " is"
-        return error_response(413, f"the request body{size} over the limit of {limit} bytes "
-                                   "(api_max_upload_bytes in config); send fewer rows per request")
+        return error_response(
+            413,
+            f"the request body{size} over the limit of {limit} bytes "
+            "(api_max_upload_bytes in config); send fewer rows per request",
+        )
 
     @app.errorhandler(StoreUnreadable)
     def store_unreadable(err: StoreUnreadable) -> Response:
@@ -69,4 +75,3 @@ def register_error_handlers(app: Flask) -> None:
     def unexpected_error(err: Exception) -> Response:
         log.exception("unexpected error in %s %s", request.method, request.path)
         return error_response(500, InternalServerError.description)
-

@@ -42,8 +42,11 @@ def register_request_hooks(app: Flask) -> None:
             return None
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not given.strip():
-            response = error_response(401, f"this API needs a bearer token ({API_TOKEN_ENV} is set on the server); "
-                                           "send the header Authorization: Bearer <token>")
+            response = error_response(
+                401,
+                f"this API needs a bearer token ({API_TOKEN_ENV} is set on the server); "
+                "send the header Authorization: Bearer <token>",
+            )
         elif not hmac.compare_digest(given.strip().encode(), token.encode()):
             response = error_response(401, "the bearer token is wrong; send the token the server was started with")
         else:
@@ -56,8 +59,7 @@ def register_request_hooks(app: Flask) -> None:
         started = g.get("started")
         if started is not None:
             endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-            api_state().metrics.observe(endpoint, request.method, response.status_code,
-                                        time.perf_counter() - started)
+            api_state().metrics.observe(endpoint, request.method, response.status_code, time.perf_counter() - started)
         return response
 
 
@@ -70,4 +72,3 @@ def drain_input(environ: dict[str, Any], length: int) -> None:
         if not chunk:
             break
         remaining -= len(chunk)
-

@@ -16,18 +16,18 @@ import json
 import os
 import re
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pandas as pd
 from flask import Request
 from werkzeug.datastructures import FileStorage, MultiDict
 
-from risk.schema import DATA_SUFFIXES
-from risk.schema import COLUMNS, FEATURES, DataFileError, decode_text, parse_csv_text, parse_json_records
 from risk.api.errors import ApiError
 from risk.config import Settings
+from risk.schema import COLUMNS, DATA_SUFFIXES, FEATURES, DataFileError, decode_text, parse_csv_text, parse_json_records
 
 PATH_KEYS = ("filepath", "file_path", "filename", "fname")
 URL_PATTERN = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*://|file:)")
@@ -38,7 +38,7 @@ FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 SHAPES_HINT = (
     'send a file path ({"filepath": "testdata/testdata.csv"} or ?filepath=...), JSON records '
     '([{"lastmonth_activity": 234, "lastyear_activity": 3, "number_of_employees": 10}]) '
-    "or a CSV upload (multipart field \"file\")"
+    'or a CSV upload (multipart field "file")'
 )
 
 
@@ -89,19 +89,26 @@ def quoted(text: str, limit: int = 120) -> str:
 def _checked_path_text(value: object, key: str) -> str:
     """The path text, or ApiError for a non-string, empty value, NUL byte, URL or ``..``."""
     if not isinstance(value, str):
-        raise ApiError(400, f"{key} must be a string naming a CSV file, such as \"testdata/testdata.csv\" "
-                            f"(got {type(value).__name__})")
+        raise ApiError(
+            400,
+            f'{key} must be a string naming a CSV file, such as "testdata/testdata.csv" (got {type(value).__name__})',
+        )
     text = value.strip()
     if not text:
         raise ApiError(400, f"{key} is empty; name a CSV file in the data folders, such as testdata/testdata.csv")
     if "\x00" in text:
         raise ApiError(400, f"{key} contains a NUL byte; send a plain file path")
     if URL_PATTERN.match(text):
-        raise ApiError(400, f"{key} {quoted(text)} is a URL; the API never fetches URLs, it reads only files in the "
-                            "project's data folders (or send the data itself as JSON records or a CSV upload)")
+        raise ApiError(
+            400,
+            f"{key} {quoted(text)} is a URL; the API never fetches URLs, it reads only files in the "
+            "project's data folders (or send the data itself as JSON records or a CSV upload)",
+        )
     if ".." in Path(text).parts:
-        raise ApiError(400, f"{key} {quoted(text)} contains '..'; give the path from the project folder, "
-                            "such as testdata/testdata.csv")
+        raise ApiError(
+            400,
+            f"{key} {quoted(text)} contains '..'; give the path from the project folder, such as testdata/testdata.csv",
+        )
     return text
 
 
@@ -125,8 +132,11 @@ def resolve_data_path(value: object, settings: Settings, key: str = "filepath") 
             continue
         if not _inside(real, folders):
             if _inside(candidate, folders) and os.path.lexists(candidate):
-                raise ApiError(403, f"{key} {quoted(text)} is a symlink pointing outside the data folders "
-                                    f"({_folder_names(settings)}); the API reads only files inside them")
+                raise ApiError(
+                    403,
+                    f"{key} {quoted(text)} is a symlink pointing outside the data folders "
+                    f"({_folder_names(settings)}); the API reads only files inside them",
+                )
             continue
         reached_inside = True
         try:
@@ -134,14 +144,21 @@ def resolve_data_path(value: object, settings: Settings, key: str = "filepath") 
         except OSError:
             continue
         if stat.S_ISDIR(mode):
-            raise ApiError(400, f"{key} {quoted(text)} is a folder; name a CSV file inside it, such as "
-                                "testdata/testdata.csv")
+            raise ApiError(
+                400, f"{key} {quoted(text)} is a folder; name a CSV file inside it, such as testdata/testdata.csv"
+            )
         return real
     if not reached_inside:
-        raise ApiError(403, f"{key} {quoted(text)} is outside the data folders ({_folder_names(settings)}); "
-                            "the API reads only files inside them")
-    raise ApiError(404, f"{key} {quoted(text)}: no such file in the project folder or the data folders "
-                        f"({_folder_names(settings)}); check the name, such as testdata/testdata.csv")
+        raise ApiError(
+            403,
+            f"{key} {quoted(text)} is outside the data folders ({_folder_names(settings)}); "
+            "the API reads only files inside them",
+        )
+    raise ApiError(
+        404,
+        f"{key} {quoted(text)}: no such file in the project folder or the data folders "
+        f"({_folder_names(settings)}); check the name, such as testdata/testdata.csv",
+    )
 
 
 def read_named_file(real: Path, settings: Settings) -> PredictionInput:
@@ -149,8 +166,11 @@ def read_named_file(real: Path, settings: Settings) -> PredictionInput:
     shown = settings.shown_path(real)
     suffix = real.suffix.lower()
     if suffix not in DATA_SUFFIXES:
-        raise ApiError(400, f"{shown} is not a CSV file (type {suffix or 'none'!r}); name a .csv file "
-                            "(or a .json file of records) in the data folders")
+        raise ApiError(
+            400,
+            f"{shown} is not a CSV file (type {suffix or 'none'!r}); name a .csv file "
+            "(or a .json file of records) in the data folders",
+        )
     try:
         fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as err:
@@ -219,15 +239,21 @@ def _json_object(payload: dict[str, Any], subject: str) -> Offer:
     paths = _path_values(payload)
     record_keys = [key for key in payload if key in COLUMNS]
     if paths and record_keys:
-        raise ApiError(400, f"{subject} has both a file path ({paths[0][0]}) and data columns "
-                            f"({', '.join(record_keys)}); send one or the other")
+        raise ApiError(
+            400,
+            f"{subject} has both a file path ({paths[0][0]}) and data columns "
+            f"({', '.join(record_keys)}); send one or the other",
+        )
     if paths:
         return Offer(paths, [])
     if record_keys:
         return Offer([], [PredictionInput(pd.DataFrame.from_records([payload]), subject)])
     keys = ", ".join(quoted(key, 40) for key in list(payload)[:5]) or "none"
-    raise ApiError(400, f"{subject} is a JSON object with neither a file path ({', '.join(PATH_KEYS)}) nor the "
-                        f"columns {', '.join(FEATURES)} (its keys: {keys}); {SHAPES_HINT}")
+    raise ApiError(
+        400,
+        f"{subject} is a JSON object with neither a file path ({', '.join(PATH_KEYS)}) nor the "
+        f"columns {', '.join(FEATURES)} (its keys: {keys}); {SHAPES_HINT}",
+    )
 
 
 def _json_body(raw: bytes) -> Offer:
@@ -239,8 +265,9 @@ def _json_body(raw: bytes) -> Offer:
     payload = _load_json(text, subject)
     if isinstance(payload, dict):
         return _json_object(payload, subject)
-    raise ApiError(400, f"{subject} is JSON {type(payload).__name__}, not an object or a list of records; "
-                        f"{SHAPES_HINT}")
+    raise ApiError(
+        400, f"{subject} is JSON {type(payload).__name__}, not an object or a list of records; {SHAPES_HINT}"
+    )
 
 
 def _csv_body(raw: bytes, subject: str = "the CSV body") -> Offer:
@@ -259,8 +286,11 @@ def _uploaded(upload: FileStorage, raw: bytes) -> PredictionInput:
     subject = f"the uploaded file {quoted(name)}" if name else "the uploaded file"
     suffix = Path(name).suffix.lower()
     if suffix and suffix not in (*DATA_SUFFIXES, ".txt"):
-        raise ApiError(400, f"{subject} is not a CSV file (type {quoted(suffix, 20)}); upload a .csv file "
-                            "(comma-separated, with a header line)")
+        raise ApiError(
+            400,
+            f"{subject} is not a CSV file (type {quoted(suffix, 20)}); upload a .csv file "
+            "(comma-separated, with a header line)",
+        )
     kind = "json" if suffix == ".json" else "csv"
     return PredictionInput(parse_data(raw, kind, subject), subject)
 
@@ -275,8 +305,9 @@ def _form_body(request: Request, raw: bytes) -> Offer:
         raise ApiError(400, f"{len(uploads)} files were uploaded; upload one CSV file per request")
     if not paths and not uploads and request.form:
         fields = ", ".join(quoted(field, 40) for field in list(request.form)[:5])
-        raise ApiError(400, f"the form has no {' / '.join(PATH_KEYS)} field and no file (its fields: {fields}); "
-                            f"{SHAPES_HINT}")
+        raise ApiError(
+            400, f"the form has no {' / '.join(PATH_KEYS)} field and no file (its fields: {fields}); {SHAPES_HINT}"
+        )
     return Offer(paths, [_uploaded(*uploads[0])] if uploads else [])
 
 
@@ -294,8 +325,11 @@ def _body_offer(request: Request) -> Offer:
         return _csv_body(raw)
     if mimetype in SNIFFED_TYPES:
         return _sniffed_body(raw)
-    raise ApiError(415, f"unsupported Content-Type {quoted(mimetype, 60)}; send application/json, a form "
-                        "(multipart/form-data or urlencoded) or text/csv")
+    raise ApiError(
+        415,
+        f"unsupported Content-Type {quoted(mimetype, 60)}; send application/json, a form "
+        "(multipart/form-data or urlencoded) or text/csv",
+    )
 
 
 def _one_path(paths: list[tuple[str, object]]) -> tuple[str, object]:

@@ -4,7 +4,7 @@ deployed version read at scrape time. Under gunicorn the workers share a prometh
 from __future__ import annotations
 
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -30,8 +30,7 @@ class DeploymentCollector:
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         version = current_version(self._settings)
-        info = GaugeMetricFamily("risk_deployed_model_info", "The deployed model version (value 1)",
-                                 labels=["version"])
+        info = GaugeMetricFamily("risk_deployed_model_info", "The deployed model version (value 1)", labels=["version"])
         if version is None:
             yield info
             return
@@ -41,15 +40,18 @@ class DeploymentCollector:
             record = read_record(self._settings, version)
         except Exception:  # noqa: BLE001 - an unreadable record must not break the scrape
             return
-        yield GaugeMetricFamily("risk_deployed_model_f1", "F1 of the deployed model on the test data",
-                                value=record.f1)
+        yield GaugeMetricFamily("risk_deployed_model_f1", "F1 of the deployed model on the test data", value=record.f1)
         age = model_age_seconds(record)
         if age is not None:
-            yield GaugeMetricFamily("risk_deployed_model_age_seconds", "Seconds since the version was deployed",
-                                    value=age)
-        latest = GaugeMetricFamily("risk_latest_f1", "The latest F1 in the score history, by kind (test: a "
-                                   "trained model on the test data; batch: the deployed model on new data)",
-                                   labels=["kind"])
+            yield GaugeMetricFamily(
+                "risk_deployed_model_age_seconds", "Seconds since the version was deployed", value=age
+            )
+        latest = GaugeMetricFamily(
+            "risk_latest_f1",
+            "The latest F1 in the score history, by kind (test: a "
+            "trained model on the test data; batch: the deployed model on new data)",
+            labels=["kind"],
+        )
         for kind, f1 in latest_scores(self._settings).items():
             latest.add_metric([kind], f1)
         yield latest
@@ -60,12 +62,21 @@ class ApiMetrics:
 
     def __init__(self, settings: Settings) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("risk_api_requests", "HTTP requests answered, by endpoint, method and status",
-                                ["endpoint", "method", "status"], registry=self.registry)
-        self.latency = Histogram("risk_api_request_duration_seconds", "Time to answer a request, by endpoint",
-                                 ["endpoint"], registry=self.registry)
-        self.predictions = Counter("risk_api_predictions", "Rows predicted, by model version",
-                                   ["model_version"], registry=self.registry)
+        self.requests = Counter(
+            "risk_api_requests",
+            "HTTP requests answered, by endpoint, method and status",
+            ["endpoint", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "risk_api_request_duration_seconds",
+            "Time to answer a request, by endpoint",
+            ["endpoint"],
+            registry=self.registry,
+        )
+        self.predictions = Counter(
+            "risk_api_predictions", "Rows predicted, by model version", ["model_version"], registry=self.registry
+        )
         self.deployment = DeploymentCollector(settings)
         if multiprocess_dir() is None:
             self.registry.register(self.deployment)
@@ -82,4 +93,3 @@ class ApiMetrics:
     def observe(self, endpoint: str, method: str, status: int, seconds: float) -> None:
         self.requests.labels(endpoint, method, str(status)).inc()
         self.latency.labels(endpoint).observe(seconds)
-

@@ -48,8 +48,11 @@ class ModelCache:
         if model is not None and model.version == version:
             return model
         if version is None:
-            raise ApiError(503, f"no model is deployed in {self._settings.prod_deployment_path}; "
-                                "run fullprocess.py (or training.py, scoring.py and deployment.py)")
+            raise ApiError(
+                503,
+                f"no model is deployed in {self._settings.prod_deployment_path}; "
+                "run fullprocess.py (or training.py, scoring.py and deployment.py)",
+            )
         if not self._lock.acquire(blocking=model is None):
             return model  # another request is loading the new version; the old one answers meanwhile
         try:
@@ -78,4 +81,3 @@ class ModelCache:
         if self._model is None:
             raise ApiError(503, f"the deployed model {version} cannot be loaded: {problem}")
         return self._model
-

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-from datetime import datetime, timezone
-from typing import Any, Iterator
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 from risk.api.errors import ApiError
 from risk.clock import parse_utc
 from risk.config import Settings
 from risk.store import RecordsStore, reading
-from risk.versions import DeploymentRecord
 
 SCORE_LOOKBACK = 200
 
@@ -20,8 +20,11 @@ def open_records(settings: Settings) -> Iterator[RecordsStore]:
     """The records store, read-only; ApiError 503 when it does not exist yet (StoreUnreadable: 503 too)."""
     with reading(settings.records_db_path) as store:
         if store is None:
-            raise ApiError(503, f"no records yet ({settings.records_db_path} does not exist); run fullprocess.py "
-                                "to ingest, train, deploy and run diagnostics")
+            raise ApiError(
+                503,
+                f"no records yet ({settings.records_db_path} does not exist); run fullprocess.py "
+                "to ingest, train, deploy and run diagnostics",
+            )
         yield store
 
 
@@ -64,5 +67,4 @@ def model_age_seconds(record: dict[str, Any]) -> float | None:
         deployed = parse_utc(record.deployed_at)
     except (KeyError, TypeError, ValueError):
         return None
-    return round((datetime.now(timezone.utc) - deployed).total_seconds(), 3)
-
+    return round((datetime.now(UTC) - deployed).total_seconds(), 3)

@@ -48,7 +48,6 @@ def predict_rows(data: PredictionInput, deployed: DeployedModel) -> list[dict[st
     return rows
 
 
-
 @blueprint.route("/prediction", methods=["GET", "POST"])
 def prediction() -> Response:
     state = api_state()
@@ -56,8 +55,7 @@ def prediction() -> Response:
     deployed = state.models.current()
     rows = predict_rows(data, deployed)
     state.metrics.predictions.labels(deployed.version).inc(len(rows))
-    return jsonify({"model_version": deployed.version, "source": data.subject, "rows": len(rows),
-                    "predictions": rows})
+    return jsonify({"model_version": deployed.version, "source": data.subject, "rows": len(rows), "predictions": rows})
 
 
 @blueprint.get("/scoring")
@@ -65,10 +63,12 @@ def scoring() -> Response:
     state = api_state()
     deployed = state.models.current()
     record = deployed.record
-    return jsonify({
-        "model_version": deployed.version,
-        "f1": record.f1,
-        "scored_at": scored_at(state.settings, deployed.sha256),
-        "deployed_at": record.deployed_at,
-        "test_data": state.settings.shown_path(state.settings.test_data_file),
-    })
+    return jsonify(
+        {
+            "model_version": deployed.version,
+            "f1": record.f1,
+            "scored_at": scored_at(state.settings, deployed.sha256),
+            "deployed_at": record.deployed_at,
+            "test_data": state.settings.shown_path(state.settings.test_data_file),
+        }
+    )

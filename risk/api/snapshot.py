@@ -15,12 +15,14 @@ blueprint = Blueprint("snapshot", __name__)
 @blueprint.get("/summarystats")
 def summarystats() -> Response:
     snapshot, _ = latest_snapshot(api_state().settings)
-    return jsonify({
-        "timestamp": snapshot["timestamp"],
-        "model_version": snapshot.get("model_version"),
-        "data_rows": snapshot.get("data_rows"),
-        "summary_statistics": snapshot["summary_statistics"],
-    })
+    return jsonify(
+        {
+            "timestamp": snapshot["timestamp"],
+            "model_version": snapshot.get("model_version"),
+            "data_rows": snapshot.get("data_rows"),
+            "summary_statistics": snapshot["summary_statistics"],
+        }
+    )
 
 
 @blueprint.get("/diagnostics")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from flask import current_app
 
@@ -33,4 +34,3 @@ def public(view: Callable[..., Any]) -> Callable[..., Any]:
     """Mark a view as reachable without the bearer token."""
     view.public = True  # type: ignore[attr-defined]
     return view
-
