@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= config.json
 
-.PHONY: run practice test bench clean
+.PHONY: run practice test lint bench clean
 
 run: $(VENV)/.runtime
 	$(BIN)/python fullprocess.py --config $(CONFIG)
@@ -14,10 +14,14 @@ practice: $(VENV)/.runtime
 	$(BIN)/python fullprocess.py --config config_practice.json
 
 test: $(VENV)/.dev
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 bench: $(VENV)/.dev
-	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)

@@ -9,7 +9,7 @@ Builds a throwaway project (course data, practice and production runs), starts g
 gunicorn.conf.py on a free loopback port, prints the figures and ratios. Not a test: figures depend on the
 machine. :func:`run_benchmark` returns the same figures as a dict.
 
-    .venv/bin/python benchmarks/bench_api.py [--clients 4] [--requests 300] [--rows 10000]
+    .venv/bin/python -m benchmarks.bench_api [--clients 4] [--requests 300] [--rows 10000]
 """
 
 from __future__ import annotations
@@ -34,17 +34,13 @@ import numpy as np
 import pandas as pd
 import requests
 
+from benchmarks.bench_tick import build_project
+from risk.config import load_config
+from risk.deployed import load_deployed_model
+from risk.schema import FEATURES
+
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
-for folder in (REPO, BENCH_DIR):
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
-
-from bench_tick import build_project  # noqa: E402
-
-from risk.config import load_config  # noqa: E402
-from risk.deployed import load_deployed_model  # noqa: E402
-from risk.schema import FEATURES  # noqa: E402
 
 ONE_ROW = [{"corporation": "abcd", "lastmonth_activity": 234, "lastyear_activity": 3, "number_of_employees": 10}]
 ROUNDS = 2

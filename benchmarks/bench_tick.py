@@ -4,7 +4,7 @@ Builds a throwaway project (course data, practice run deployed, sourcedata check
 ``python fullprocess.py --config ... --quiet`` when there is nothing new, interleaved with a bare interpreter
 start, and prints the medians and their ratio. Not a test: the figures depend on the machine.
 
-    .venv/bin/python benchmarks/bench_tick.py [--runs 30]
+    .venv/bin/python -m benchmarks.bench_tick [--runs 30]
 """
 
 from __future__ import annotations

@@ -7,18 +7,15 @@ poorly on drifted data. A ``duplicate_rate`` share of each file's rows (after th
 written earlier, in that file or an earlier one, so ingestion has whole-row duplicates to drop. The same
 arguments always give byte-identical files.
 
-    .venv/bin/python benchmarks/make_data.py --files 100 --rows 10000 [--duplicate-rate 0.05] [--drift]
+    .venv/bin/python -m benchmarks.make_data --files 100 --rows 10000 [--duplicate-rate 0.05] [--drift]
         [--seed 0] [--out FOLDER] [--test-file PATH --test-rows 1000]
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from risk.synthetic import make_data, make_test_file
 

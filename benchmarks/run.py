@@ -16,7 +16,7 @@
 Prints a table and writes every figure as JSON under benchmarks/results/. Not a test: the figures depend on
 the machine. About four minutes on 2 cores; ``--quick`` is a smoke run on small data.
 
-    .venv/bin/python benchmarks/run.py [--quick] [--runs 3] [--tick-runs 30] [--no-api] [--keep]
+    .venv/bin/python -m benchmarks.run [--quick] [--runs 3] [--tick-runs 30] [--no-api] [--keep]
 """
 
 from __future__ import annotations
@@ -40,13 +40,11 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+from risk.synthetic import make_data, make_test_file
+
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
-for folder in (REPO, BENCH_DIR):
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
 
-from make_data import make_data, make_test_file  # noqa: E402
 
 log = logging.getLogger("benchmarks")
 
@@ -214,6 +212,7 @@ def train_and_score_once(config: str) -> dict[str, Any]:
 
     import training
     from risk.config import load_config
+    from risk.datasets import read_training_data
     from risk.inputscan import FINAL_DATA_NAME
     from risk.modelfiles import load_model
     from risk.schema import FEATURES, TARGET
@@ -223,7 +222,7 @@ def train_and_score_once(config: str) -> dict[str, Any]:
     path = settings.output_folder_path / FINAL_DATA_NAME
     _, train_seconds, train_peak = _measured(lambda: training.train_model(settings))
     model = load_model(settings.output_model_path).model
-    frame = training.read_training_data(path)
+    frame = read_training_data(settings)
     _, score_seconds, _ = _measured(lambda: f1_on_frame(model, frame))
 
     def plain_training() -> Any:
@@ -431,7 +430,7 @@ def bench_api() -> dict[str, Any] | None:
     """The figures of bench_api.py (its run_benchmark()), or None when that benchmark is not there."""
     if not (BENCH_DIR / "bench_api.py").exists():
         return None
-    module = importlib.import_module("bench_api")  # a real import: its worker processes pickle its functions
+    module = importlib.import_module("benchmarks.bench_api")  # a real import: its worker processes pickle its functions
     figures = module.run_benchmark()
     text = module.report(figures) if hasattr(module, "report") else json.dumps(figures, indent=2)
     return {"figures": figures, "text": text}

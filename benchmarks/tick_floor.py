@@ -4,7 +4,7 @@ config, logs to a file and asks the SQLite records store "anything new?" costs, 
 Not part of the product: ``run.py`` times it beside ``fullprocess.py``'s no-op tick and a bare interpreter,
 so the tick's figure can be read against the least it could be.
 
-    .venv/bin/python benchmarks/tick_floor.py --config PROJECT/config.json [--quiet]
+    .venv/bin/python -m benchmarks.tick_floor --config PROJECT/config.json [--quiet]
 """
 
 import argparse
