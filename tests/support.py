@@ -201,3 +201,69 @@ def wait_for_http(url: str, process: subprocess.Popen[str], log_path: Path | Non
             time.sleep(0.1)
     process.kill()
     raise AssertionError(f"server did not answer {url} within {timeout}s:\n{output()}")
+
+
+# --- the API in-process, spoken to with requests ---
+
+IN_PROCESS_BASE = "http://risk-api.test"
+
+
+class WsgiAdapter(requests.adapters.BaseAdapter):
+    """A requests transport that hands each prepared request to a WSGI app in this process.
+
+    Tests keep writing ``requests.post(url, json=..., files=...)``: requests encodes the request exactly as it
+    does on the wire (JSON, forms, multipart, query strings, headers), the real app answers, and no server or
+    port is involved. What needs a real socket (chunked bodies, stalled clients, several workers) runs on the
+    real servers instead.
+    """
+
+    def __init__(self, app: Any) -> None:
+        super().__init__()
+        self.app = app
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        from urllib.parse import urlsplit
+
+        from requests.structures import CaseInsensitiveDict
+        from requests.utils import get_encoding_from_headers
+        from werkzeug.test import EnvironBuilder, run_wsgi_app
+
+        parts = urlsplit(request.url)
+        body = request.body or b""
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        elif not isinstance(body, bytes):  # a file or a generator
+            body = body.read() if hasattr(body, "read") else b"".join(body)
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("content-length", "host")}
+        environ = EnvironBuilder(
+            path=parts.path, query_string=parts.query, method=request.method, headers=headers, data=body
+        ).get_environ()
+        app_iter, status, response_headers = run_wsgi_app(self.app, environ, buffered=True)
+        response = requests.Response()
+        response.status_code = int(status.split(" ", 1)[0])
+        response.reason = status.split(" ", 1)[1] if " " in status else ""
+        response.headers = CaseInsensitiveDict(response_headers.items())
+        response._content = b"".join(app_iter)
+        response.encoding = get_encoding_from_headers(response.headers)
+        response.url = request.url
+        response.request = request
+        return response
+
+    def close(self) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def in_process(app: Any) -> Iterator[str]:
+    """Route requests to ``IN_PROCESS_BASE`` into ``app`` while inside; yields that base URL."""
+    import pytest
+
+    adapter = WsgiAdapter(app)
+    original = requests.Session.get_adapter
+
+    def get_adapter(session: requests.Session, url: str) -> requests.adapters.BaseAdapter:
+        return adapter if url.startswith(IN_PROCESS_BASE) else original(session, url)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(requests.Session, "get_adapter", get_adapter)
+        yield IN_PROCESS_BASE

@@ -1,8 +1,8 @@
-"""The API over real HTTP: gunicorn (wsgi.py + gunicorn.conf.py) and ``python app.py`` on free loopback ports.
-
-Every client shape of /prediction, each error case with its status and message, path escapes of each kind,
-the bearer token, the read-only endpoints against the saved records, metrics across gunicorn workers, a
-redeploy while clients loop on /prediction, and hypothesis fuzzing of request bodies finding no 5xx.
+"""The API: every client shape of /prediction, each error case with its status and message, path escapes of each
+kind, the bearer token, the read-only endpoints against the saved records, and hypothesis fuzzing finding no 5xx,
+in-process (``create_app`` spoken to with requests, see tests/support.py); and what users run, over real HTTP on
+free loopback ports: gunicorn (wsgi.py + gunicorn.conf.py) and ``python app.py`` binding the config's url, metrics
+across gunicorn workers, a redeploy while clients loop on /prediction, oversized and stalled requests.
 """
 
 from __future__ import annotations
@@ -28,14 +28,13 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from risk.api import create_app
 from risk.deployed import load_deployed_model
 from risk.predict import predict_frame
 from risk.schema import read_data_file
 from risk.store import RecordsStore
 from risk.versions import CURRENT_LINK, VERSIONS_DIR, current_version, read_record
-from tests.support import COLUMNS, REPO, Project, free_port, serve, wait_for_http
-
-pytestmark = pytest.mark.slow
+from tests.support import COLUMNS, REPO, Project, free_port, in_process, serve, wait_for_http
 
 SECRET = "TOPSECRET-outside-the-data-folders"
 ONE_ROW = {"lastmonth_activity": 234, "lastyear_activity": 3, "number_of_employees": 10}
@@ -83,8 +82,15 @@ def api_project(deployed_template: Project, tmp_path_factory: pytest.TempPathFac
     return project
 
 
+@pytest.fixture(scope="module")
+def url(api_project: Project) -> Iterator[str]:
+    """The API built by ``create_app`` for the project, in this process."""
+    with in_process(create_app(api_project.settings())) as base:
+        yield base
+
+
 @pytest.fixture(scope="module", params=["gunicorn", "flask"])
-def url(request: pytest.FixtureRequest, api_project: Project) -> Iterator[str]:
+def server_url(request: pytest.FixtureRequest, api_project: Project) -> Iterator[str]:
     """The API served by gunicorn, then by ``python app.py`` (each test using it runs against both)."""
     with serve(api_project, request.param) as base:
         yield base
@@ -350,7 +356,9 @@ def test_long_values_are_quoted_briefly(url: str) -> None:
         assert "...'" in response.json()["error"]
 
 
-def test_oversized_upload_is_refused_with_413(url: str, api_project: Project) -> None:
+@pytest.mark.slow
+def test_oversized_upload_is_refused_with_413(server_url: str, api_project: Project) -> None:
+    url = server_url
     limit = api_project.settings().api_max_upload_bytes
     body = b"x" * (limit + 1)
     message = error_of(
@@ -372,6 +380,7 @@ def test_unknown_endpoint_and_wrong_method(url: str) -> None:
     assert "not allowed" in error_of(requests.post(f"{url}/scoring", timeout=30), 405)
 
 
+@pytest.mark.slow
 def test_the_secret_is_never_read(gunicorn_url: str, api_project: Project) -> None:
     """However it is asked for, the content of a file outside the data folders never comes back."""
     attempts = [
@@ -426,6 +435,7 @@ def test_summarystats_and_diagnostics_serve_the_saved_snapshot(url: str, api_pro
     assert diagnostics["current_model_version"] == "v0001"
 
 
+@pytest.mark.slow
 def test_gets_never_write(gunicorn_url: str, api_project: Project) -> None:
     """No GET re-runs a step or writes a file: every project file is unchanged, and none is added."""
 
@@ -460,6 +470,7 @@ def metric(text: str, name: str, **labels: str) -> float:
     return float(match.group(1)) if match else 0.0
 
 
+@pytest.mark.slow
 def test_metrics_add_up_across_gunicorn_workers(gunicorn_url: str, api_project: Project) -> None:
     before = requests.get(f"{gunicorn_url}/metrics", timeout=30).text
     for _ in range(12):
@@ -487,7 +498,7 @@ def test_metrics_add_up_across_gunicorn_workers(gunicorn_url: str, api_project: 
 
 
 def test_nothing_deployed_yet(project: Project) -> None:
-    with serve(project, "gunicorn", workers=1) as base:
+    with in_process(create_app(project.settings())) as base:
         health = requests.get(f"{base}/health", timeout=30)
         assert health.status_code == 200 and health.json()["model_version"] is None
         message = error_of(requests.post(f"{base}/prediction", json=[ONE_ROW], timeout=30), 503)
@@ -523,7 +534,7 @@ def switch_to_tampered_version(project: Project, marker: Path) -> str:
 def test_a_tampered_version_is_never_unpickled(deployed_template: Project, tmp_path: Path) -> None:
     project = deployed_template.copy_to(tmp_path / "project")
     marker = tmp_path / "unpickled.marker"
-    with serve(project, "gunicorn", workers=1) as base:
+    with in_process(create_app(project.settings())) as base:
         assert requests.post(f"{base}/prediction", json=[ONE_ROW], timeout=30).json()["model_version"] == "v0001"
         switch_to_tampered_version(project, marker)
         response = requests.post(f"{base}/prediction", json=[ONE_ROW], timeout=30)
@@ -531,15 +542,16 @@ def test_a_tampered_version_is_never_unpickled(deployed_template: Project, tmp_p
         health = requests.get(f"{base}/health", timeout=30).json()
         assert health["model_version"] == "v0002" and health["serving_version"] == "v0001"
         assert "refusing to unpickle" in health["model_problem"]
-    with serve(project, "flask") as base:
+    with in_process(create_app(project.settings())) as base:  # a new app: no verified model to fall back on
         message = error_of(requests.post(f"{base}/prediction", json=[ONE_ROW], timeout=30), 503)
         assert "the deployed model v0002 cannot be loaded" in message and "refusing to unpickle" in message
     assert not marker.exists()
 
 
-def test_bearer_token(api_project: Project) -> None:
+def test_bearer_token(api_project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     token = "s3cret-token"
-    with serve(api_project, "gunicorn", env={"RISK_API_TOKEN": token}, workers=1) as base:
+    monkeypatch.setenv("RISK_API_TOKEN", token)
+    with in_process(create_app(api_project.settings())) as base:
         assert requests.get(f"{base}/health", timeout=30).status_code == 200
         for method, endpoint in (
             ("POST", "prediction"),
@@ -570,6 +582,7 @@ def test_bearer_token(api_project: Project) -> None:
 # --- serving commands ---
 
 
+@pytest.mark.slow
 def test_python_app_py_binds_the_config_url_on_loopback(deployed_template: Project, tmp_path: Path) -> None:
     port = free_port()
     config = deployed_template.copy_to(tmp_path / "project").edit_config(api_url=f"http://127.0.0.1:{port}/")
@@ -592,6 +605,7 @@ def test_python_app_py_binds_the_config_url_on_loopback(deployed_template: Proje
     assert "0.0.0.0" not in output and "Debug mode: on" not in output
 
 
+@pytest.mark.slow
 def test_gunicorn_conf_binds_the_config_url_with_the_config_workers(deployed_template: Project, tmp_path: Path) -> None:
     port = free_port()
     project = deployed_template.copy_to(tmp_path / "project")
@@ -617,6 +631,7 @@ def test_gunicorn_conf_binds_the_config_url_with_the_config_workers(deployed_tem
     assert len(re.findall(r"Booting worker with pid", output)) == 3
 
 
+@pytest.mark.slow
 def test_bad_config_gives_a_clear_error(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, str(REPO / "app.py"), "--config", str(tmp_path / "none.json")],
@@ -655,6 +670,7 @@ def loop_predictions(base: str, stop: threading.Event, seen: list[tuple[int, str
                 time.sleep(0.02)  # leave the two cores some room for the redeploy itself
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("server", ["gunicorn", "flask"])
 def test_redeploy_while_clients_loop(deployed_template: Project, tmp_path: Path, server: str) -> None:
     project = deployed_template.copy_to(tmp_path / "project")
@@ -713,7 +729,7 @@ content_types = st.sampled_from(
         "",
     ]
 )
-FUZZ = hypothesis_settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+FUZZ = hypothesis_settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
 
 
 def assert_no_server_error(response: requests.Response) -> None:
@@ -728,18 +744,18 @@ def assert_no_server_error(response: requests.Response) -> None:
 
 @FUZZ
 @given(payload=st.one_of(json_values, records, st.dictionaries(st.sampled_from(["filepath", "file_path"]), path_texts)))
-def test_fuzz_json_bodies(gunicorn_url: str, payload: Any) -> None:
+def test_fuzz_json_bodies(url: str, payload: Any) -> None:
     body = json.dumps(payload)  # Python's JSON, NaN and Infinity included (the server's parser accepts them)
     assert_no_server_error(
-        requests.post(f"{gunicorn_url}/prediction", data=body, timeout=30, headers={"Content-Type": "application/json"})
+        requests.post(f"{url}/prediction", data=body, timeout=30, headers={"Content-Type": "application/json"})
     )
 
 
 @FUZZ
 @given(body=st.binary(max_size=300) | st.text(max_size=300).map(str.encode), content_type=content_types)
-def test_fuzz_raw_bodies(gunicorn_url: str, body: bytes, content_type: str) -> None:
+def test_fuzz_raw_bodies(url: str, body: bytes, content_type: str) -> None:
     headers = {"Content-Type": content_type} if content_type else {}
-    assert_no_server_error(requests.post(f"{gunicorn_url}/prediction", data=body, headers=headers, timeout=30))
+    assert_no_server_error(requests.post(f"{url}/prediction", data=body, headers=headers, timeout=30))
 
 
 @FUZZ
@@ -750,11 +766,11 @@ def test_fuzz_raw_bodies(gunicorn_url: str, body: bytes, content_type: str) -> N
     upload=st.none() | st.tuples(st.text(max_size=12), st.binary(max_size=200)),
     as_query=st.booleans(),
 )
-def test_fuzz_forms_queries_and_uploads(gunicorn_url: str, fields: dict[str, str], upload: Any, as_query: bool) -> None:
+def test_fuzz_forms_queries_and_uploads(url: str, fields: dict[str, str], upload: Any, as_query: bool) -> None:
     kwargs: dict[str, Any] = {"params": fields} if as_query else {"data": fields}
     if upload is not None:
         kwargs["files"] = {"file": upload}
-    assert_no_server_error(requests.post(f"{gunicorn_url}/prediction", timeout=30, **kwargs))
+    assert_no_server_error(requests.post(f"{url}/prediction", timeout=30, **kwargs))
 
 
 @pytest.mark.slow
