@@ -34,9 +34,10 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, NamedTuple, TextIO
+from typing import Any, BinaryIO, NamedTuple, TextIO
 
 import numpy as np
 import pandas as pd
@@ -194,7 +195,7 @@ STAGES = ("reading", "checking", "scoring", "explaining", "ranking", "writing")
 
 
 @dataclass
-class Progress:
+class _Progress:
     """A one-line progress bar on ``stream`` (None: silent), stage by stage; redrawn at most 10 times a second."""
 
     label: str
@@ -225,7 +226,8 @@ class Progress:
         self.stream.flush()
 
 
-SILENT = Progress("", None)
+def _silent() -> _Progress:
+    return _Progress("", None)
 
 
 class _CountingFile(io.FileIO):
@@ -330,8 +332,7 @@ def linear_terms(model: Any) -> LinearTerms:
 
 def _number(value: float) -> str:
     """A feature value as a manager reads it: at most one decimal, none when whole, no thousands separator."""
-    text = f"{value:.1f}"
-    return text[:-2] if text.endswith(".0") else text
+    return f"{value:.1f}".removesuffix(".0")
 
 
 def explain(values: np.ndarray, coefficients: np.ndarray, typical: TypicalClient) -> tuple[np.ndarray, list[str]]:
@@ -367,7 +368,7 @@ def explain(values: np.ndarray, coefficients: np.ndarray, typical: TypicalClient
 def risk_order(probabilities: np.ndarray, ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Positions of the clients riskiest first (equal probabilities by id), and for each ranked client how many
     clients are strictly riskier (what its band is computed from)."""
-    order = np.argsort(-probabilities, kind="stable")
+    order = np.argsort(-probabilities)  # not stable, and need not be: every tie is re-sorted by id below
     ranked = probabilities[order]
     starts_run = np.ones(len(order), dtype=bool)
     starts_run[1:] = ranked[1:] != ranked[:-1]
@@ -391,7 +392,7 @@ def _string_column(values: pa.Array | pd.Series) -> pd.Series:
 
 
 def _rank(model: Any, clients: pd.DataFrame, typical: TypicalClient, model_version: str, book_sha256: str,
-          scored_at: str | None, bar: Progress) -> RiskList:
+          scored_at: str | None, bar: _Progress) -> RiskList:
     if not model_version.strip():
         raise ValueError("model_version is empty; pass the deployed version (e.g. v0003)")
     bar.stage("checking")
@@ -431,7 +432,7 @@ def rank_clients(
     ``model`` is the course Pipeline; ``typical`` the :class:`TypicalClient` of its training data;
     ``scored_at`` defaults to now. DataFileError (no file name: the caller adds it) for a bad book.
     """
-    return _rank(model, clients, typical, model_version, book_sha256, scored_at, SILENT)
+    return _rank(model, clients, typical, model_version, book_sha256, scored_at, _silent())
 
 
 # --- files -----------------------------------------------------------------------------------------------------
@@ -444,7 +445,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_rows(handle: BinaryIO, table: pa.Table, quoting: str, bar: Progress) -> None:
+def _write_rows(handle: BinaryIO, table: pa.Table, quoting: str, bar: _Progress) -> None:
     """The header, then the rows in batches (so the progress bar moves)."""
     handle.seek(0)
     handle.truncate()
@@ -459,7 +460,7 @@ def _write_rows(handle: BinaryIO, table: pa.Table, quoting: str, bar: Progress) 
         writer.close()
 
 
-def _write_frame(path: Path, frame: pd.DataFrame, bar: Progress) -> None:
+def _write_frame(path: Path, frame: pd.DataFrame, bar: _Progress) -> None:
     """Write the risk list CSV (header, then rows) through a temp file in the same folder and one rename."""
     table = pa.Table.from_pandas(frame[list(COLUMNS)], preserve_index=False)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -483,7 +484,7 @@ def _write_frame(path: Path, frame: pd.DataFrame, bar: Progress) -> None:
 
 def write_risklist(path: Path, risk_list: RiskList) -> Path:
     """Write the risk list as CSV with a header, atomically: readers see the old list or the new, never half."""
-    _write_frame(path, risk_list.frame, SILENT)
+    _write_frame(path, risk_list.frame, _silent())
     return path
 
 
@@ -509,8 +510,9 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_book(path: Path, bar: Progress = SILENT) -> pd.DataFrame:
+def read_book(path: Path, bar: _Progress | None = None) -> pd.DataFrame:
     """A client book file (.csv, or .json records) as a raw frame; DataFileError worded as risk.schema words it."""
+    bar = bar or _silent()
     suffix = path.suffix.lower()
     if suffix == ".json":
         return parse_json_records(decode_text(path.read_bytes()))
@@ -555,15 +557,18 @@ def rank_file(
     if not clients_path.is_file():
         raise FileNotFoundError(f"{clients_path} does not exist; pass a client book (e.g. clientbook/clients.csv)")
     large = clients_path.stat().st_size >= PROGRESS_MIN_BYTES
-    bar = Progress(f"ranking {clients_path.name}", sys.stderr if progress and large else None)
+    bar = _Progress(f"ranking {clients_path.name}", sys.stderr if progress and large else None)
     bar.stage("reading")
     try:
         clients = read_book(clients_path, bar)
         risk_list = _rank(model, clients, typical, model_version, _sha256_file(clients_path), None, bar)
+        _write_frame(out_path, risk_list.frame, bar)
     except DataFileError as err:
         bar.finish("failed")
         raise DataFileError(f"{clients_path} {err}") from None
-    _write_frame(out_path, risk_list.frame, bar)
+    except BaseException:
+        bar.finish("failed")  # end the bar's line before the traceback
+        raise
     bar.finish(f"{risk_list.rows:,} clients ranked")
     log.info("ranked %d clients of %s with model %s into %s (estimated F1 %.3f, %.3f to %.3f)", risk_list.rows,
              clients_path, model_version, out_path, risk_list.estimate.f1, risk_list.estimate.low,
