@@ -181,6 +181,14 @@ def test_a_book_with_a_repeated_client_is_refused_naming_both_lines(model: Pipel
         rank(model, book(HAND_MADE[:4] + [("low", 1, 2, 3)]))
 
 
+@pytest.mark.parametrize("ids", [("abcd", "efgh", "ijkl"), ("a", "bcd", "ef"), ("client-0001", "client-0002", "c")])
+def test_a_repeated_id_is_found_whatever_the_ids_lengths(model: Pipeline, ids: tuple[str, str, str]) -> None:
+    clients = book([(name, 1, 2, 3) for name in ids])
+    assert len(rank(model, clients)) == 3
+    with pytest.raises(DataFileError, match=f"{ids[1]!r} twice \\(line 3 and line 5\\)"):
+        rank(model, book([(name, 1, 2, 3) for name in (*ids, ids[1])]))
+
+
 def test_a_client_without_an_id_is_refused_naming_the_line(model: Pipeline) -> None:
     with pytest.raises(DataFileError, match="no corporation at line 3; every client needs its id"):
         rank(model, book([("a", 1, 2, 3), ("", 1, 2, 3)]))
