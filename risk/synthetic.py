@@ -86,3 +86,42 @@ def make_test_file(path: Path, rows: int = 1000, drift: bool = False, seed: int 
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(csv_text(client_rows(np.random.default_rng(seed), rows, drift)), encoding="utf-8")
     return path
+
+
+BOOK_HEADER = "corporation,lastmonth_activity,lastyear_activity,number_of_employees"
+CLIENT_BOOK_SEED = 10_000
+
+
+def exit_probability(features: np.ndarray, drift: bool) -> np.ndarray:
+    """The true P(exited | features) that :func:`client_rows` draws its labels from.
+
+    ``features`` has one row per client: lastmonth_activity, lastyear_activity, number_of_employees. It repeats
+    client_rows' formula (a test replays client_rows' draws against it, so the two cannot drift apart).
+    """
+    values = np.asarray(features, dtype="float64")
+    activity = (np.log1p(values[:, 0]) - 4.5) + 0.5 * (np.log1p(values[:, 1]) - 5.5)
+    logit = (1.8 if drift else -1.8) * activity - 0.3
+    return 1 / (1 + np.exp(-logit))
+
+
+def book_text(rows: np.ndarray) -> str:
+    """A client book's CSV text for rows of (id code, three features): the course schema without ``exited``."""
+    ids = id_text(np.ascontiguousarray(rows[:, 0]))
+    numbers = rows[:, 1:4].astype(str).tolist()
+    lines = [f"{name},{','.join(values)}" for name, values in zip(ids, numbers)]
+    return BOOK_HEADER + "\n" + "\n".join(lines) + "\n"
+
+
+def make_client_book(path: Path, rows: int = 10_000, seed: int = CLIENT_BOOK_SEED) -> Path:
+    """Write a client book of ``rows`` clients with unique ids, drawn as :func:`client_rows` draws (undrifted).
+
+    The same arguments always give byte-identical files (the bundled ``clientbook/clients.csv`` is the default).
+    """
+    if not 1 <= rows <= ID_SPACE:
+        raise ValueError(f"rows must be between 1 and {ID_SPACE:,} (the five-letter ids), not {rows}")
+    rng = np.random.default_rng(seed)
+    drawn = client_rows(rng, rows, drift=False)
+    drawn[:, 0] = rng.choice(ID_SPACE, size=rows, replace=False)  # client_rows may repeat an id; a book may not
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(book_text(drawn).encode("utf-8"))  # bytes: the same "\n" line ends on every platform
+    return path
