@@ -1,4 +1,4 @@
-"""benchmarks/make_data.py: seeded synthetic course data, reproducible byte for byte, with the duplicate rate
+"""benchmarks/make_data.py (risk/synthetic.py): seeded synthetic course data, reproducible byte for byte, with the duplicate rate
 and the drift it is asked for, and accepted as it is by ingestion."""
 
 from __future__ import annotations
@@ -82,7 +82,8 @@ def test_command_line_writes_the_data_and_a_test_file(tmp_path: Path) -> None:
     result = subprocess.run(
         [
             sys.executable,
-            str(REPO / "benchmarks" / "make_data.py"),
+            "-m",
+            "benchmarks.make_data",
             "--files",
             "3",
             "--rows",
@@ -95,6 +96,7 @@ def test_command_line_writes_the_data_and_a_test_file(tmp_path: Path) -> None:
             "--test-rows",
             "15",
         ],
+        cwd=REPO,
         capture_output=True,
         text=True,
         check=True,
@@ -103,6 +105,6 @@ def test_command_line_writes_the_data_and_a_test_file(tmp_path: Path) -> None:
     assert len(list((tmp_path / "data").glob("*.csv"))) == 3
     assert len(pd.read_csv(tmp_path / "test.csv")) == 15
     refused = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "make_data.py"), "--files", "0"], capture_output=True, text=True
+        [sys.executable, "-m", "benchmarks.make_data", "--files", "0"], cwd=REPO, capture_output=True, text=True
     )
     assert refused.returncode == 2 and "files and rows must be at least 1" in refused.stderr
