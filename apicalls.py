@@ -19,6 +19,7 @@ from typing import Any
 
 import requests
 
+from risk.artifacts import API_RETURNS_NAME
 from risk.cli import make_parser, run_script
 from risk.clock import utc_now
 from risk.config import API_TOKEN_ENV, Settings
@@ -26,8 +27,6 @@ from risk.errors import UserFacingError
 from risk.files import atomic_write_text
 
 log = logging.getLogger("apicalls")
-
-REPORT_NAME = "apireturns.txt"
 
 
 class ApiUnavailable(UserFacingError):
@@ -133,7 +132,7 @@ def call_all_endpoints(settings: Settings, base_url: str | None = None) -> Path:
     base_url = (base_url or settings.api_url).rstrip("/") + "/"
     with requests.Session() as session:
         answers = [_ask(session, base_url, call, settings) for call in planned_calls(settings)]
-    path = atomic_write_text(settings.output_model_path / REPORT_NAME, report_text(base_url, answers) + "\n")
+    path = atomic_write_text(settings.output_model_path / API_RETURNS_NAME, report_text(base_url, answers) + "\n")
     failed = [answer for answer in answers if not answer.ok]
     if failed:
         details = "; ".join(f"{a.call.method} /{a.call.endpoint} answered {a.status}: {a.error()}" for a in failed)

@@ -14,21 +14,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from risk.artifacts import INGESTED_FILES_NAME, METADATA_NAME, MODEL_NAME, REFERENCE_NAME, SCORE_NAME
 from risk.cli import make_parser, run_script
 from risk.config import Settings
 from risk.errors import UserFacingError
 from risk.files import sha256_file
-from risk.inputscan import INGESTED_FILES_NAME
-from risk.modelfiles import (
-    METADATA_NAME,
-    MODEL_NAME,
-    REFERENCE_NAME,
-    SCORE_NAME,
-    ModelIntegrityError,
-    read_metadata,
-    read_score,
-    reference_path,
-)
+from risk.modelfiles import ModelIntegrityError, read_metadata, read_score, reference_path
 from risk.store import RecordsStore
 from risk.versions import (
     abandon,

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from risk import datadrift
+from risk.artifacts import SNAPSHOT_NAME
 from risk.cli import make_parser, run_script
 from risk.clock import utc_now
 from risk.config import CODE_DIR, Settings
@@ -40,7 +41,6 @@ from risk.store import RecordsStore
 
 log = logging.getLogger("diagnostics")
 
-SNAPSHOT_NAME = "diagnostics.json"
 TIMED_STEPS = ("ingestion", "training")
 STEP_TIMEOUT_SECONDS = 900
 REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")

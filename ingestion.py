@@ -15,12 +15,13 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from risk.artifacts import FINAL_DATA_NAME, INGESTED_FILES_NAME
 from risk.cli import make_parser, run_script
 from risk.config import Settings
 from risk.errors import UserFacingError
 from risk.fastread import ReadResult, read_files
 from risk.files import atomic_write, atomic_write_text
-from risk.inputscan import FINAL_DATA_NAME, INGESTED_FILES_NAME, DataFile, scan_folder
+from risk.inputscan import DataFile, scan_folder
 from risk.schema import COLUMNS
 from risk.store import IngestionRecord, RecordsStore, with_store
 

@@ -24,13 +24,13 @@ from matplotlib.layout_engine import ConstrainedLayoutEngine
 from sklearn.metrics import confusion_matrix
 
 from diagnostics import model_predictions
+from risk.artifacts import API_RETURNS_NAME, CONFUSION_MATRIX_NAME, REPORT_PDF_NAME
 from risk.cli import make_parser, run_script
 from risk.config import Settings
 from risk.datasets import read_test_data
 from risk.deployed import DeployedModel, load_deployed_model
 from risk.files import atomic_write, atomic_write_bytes
 from risk.overview import (
-    API_RETURNS_NAME,
     Overview,
     build_overview,
     data_drift_facts,
@@ -55,8 +55,6 @@ from risk.store import RecordsStore, with_store
 log = logging.getLogger("reporting")
 logging.getLogger("fontTools").setLevel(logging.WARNING)  # its font subsetting logs every table at INFO
 
-CONFUSION_MATRIX_NAME = "confusionmatrix.png"
-REPORT_NAME = "report.pdf"
 PAGE_SIZE = (8.27, 11.69)  # A4 portrait, inches
 TABLE_FONT_SIZE = 8
 CHARS_PER_PAGE_WIDTH = 105  # characters of TABLE_FONT_SIZE text that fit across a full-width table
@@ -370,7 +368,7 @@ def report_pages(overview: Overview) -> list[Callable[[], Figure | list[Figure]]
 
 def write_report_pdf(settings: Settings, overview: Overview) -> Path:
     """Write ``report.pdf`` to ``output_model_path`` (atomically) and return its path."""
-    path = settings.output_model_path / REPORT_NAME
+    path = settings.output_model_path / REPORT_PDF_NAME
 
     def write(tmp: Path) -> None:
         metadata = {"Title": f"Model report, version {overview.version}", "Subject": "Dynamic Risk Assessment"}

@@ -13,10 +13,11 @@ from typing import Any
 import pandas as pd
 from sklearn.metrics import f1_score
 
+from risk.artifacts import SCORE_NAME
 from risk.cli import make_parser, run_script
 from risk.config import Settings
 from risk.datasets import read_test_data
-from risk.modelfiles import SCORE_NAME, load_model, write_score
+from risk.modelfiles import load_model, write_score
 from risk.schema import FEATURES, TARGET
 from risk.store import RecordsStore, with_store
 

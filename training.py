@@ -18,15 +18,15 @@ import pandas as pd
 import sklearn
 from sklearn.pipeline import Pipeline
 
+from risk.artifacts import FINAL_DATA_NAME, MODEL_NAME, REFERENCE_NAME
 from risk.cli import make_parser, run_script
 from risk.clock import utc_now
 from risk.config import Settings
 from risk.datadrift import DriftConfig, build_reference
 from risk.datasets import read_training_data
 from risk.files import sha256_file
-from risk.inputscan import FINAL_DATA_NAME
 from risk.model import build_model
-from risk.modelfiles import MODEL_NAME, REFERENCE_NAME, save_model, write_reference
+from risk.modelfiles import save_model, write_reference
 from risk.schema import FEATURES, TARGET, feature_arrays
 
 log = logging.getLogger("training")

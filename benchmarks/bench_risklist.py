@@ -80,8 +80,11 @@ def floor_arrow(folder: Path, model: Any, _typical: TypicalClient) -> None:
     probability = model.predict_proba(frame[list(FEATURES)])[:, 1]
     order = np.argsort(-probability, kind="stable")
     ranked = frame.iloc[order].assign(probability=probability[order])
-    pacsv.write_csv(pa.Table.from_pandas(ranked, preserve_index=False), folder / "floor_arrow.csv",
-                    pacsv.WriteOptions(quoting_style="none"))
+    pacsv.write_csv(
+        pa.Table.from_pandas(ranked, preserve_index=False),
+        folder / "floor_arrow.csv",
+        pacsv.WriteOptions(quoting_style="none"),
+    )
 
 
 def ranking(folder: Path, model: Any, typical: TypicalClient) -> None:
@@ -89,7 +92,9 @@ def ranking(folder: Path, model: Any, typical: TypicalClient) -> None:
 
 
 JOB_FUNCTIONS: dict[str, Callable[[Path, Any, TypicalClient], None]] = {
-    "floor": floor, "floor_arrow": floor_arrow, "rank_file": ranking,
+    "floor": floor,
+    "floor_arrow": floor_arrow,
+    "rank_file": ranking,
 }
 
 
@@ -143,8 +148,9 @@ def stages(folder: Path) -> dict[str, float]:
 def peak_rss_mb(folder: Path, job: str) -> float:
     """Peak resident memory (MB) of one run of ``job`` in a fresh child process (its VmHWM, which exec resets:
     a child's ru_maxrss would count the parent's memory it was forked from)."""
-    result = subprocess.run([sys.executable, __file__, "--child", job, "--folder", str(folder)],
-                            check=True, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, __file__, "--child", job, "--folder", str(folder)], check=True, capture_output=True, text=True
+    )
     return float(result.stdout.strip())
 
 
@@ -179,8 +185,11 @@ def main() -> None:
     print(f"book: {args.rows:,} clients, {size_mb:.1f} MB; risk list {out_mb:.1f} MB; best of {args.runs}, interleaved")
     print(f"{'':34s}{'seconds':>9s}{'peak RSS MB':>13s}{'over imports MB':>17s}")
     print(f"{'imports and model load only':34s}{'':>9s}{memory['baseline']:13.0f}")
-    labels = {"floor": "floor (read, predict, sort, to_csv)", "floor_arrow": "floor, pyarrow writer",
-              "rank_file": "rank_file (progress off)"}
+    labels = {
+        "floor": "floor (read, predict, sort, to_csv)",
+        "floor_arrow": "floor, pyarrow writer",
+        "rank_file": "rank_file (progress off)",
+    }
     for job in JOBS:
         print(f"{labels[job]:34s}{best[job]:9.3f}{memory[job]:13.0f}{memory[job] - memory['baseline']:17.0f}")
     print(f"ratio rank_file / floor              {best['rank_file'] / best['floor']:6.2f}x   (goal <= 1.5x)")

@@ -211,9 +211,9 @@ def train_and_score_once(config: str) -> dict[str, Any]:
     from sklearn.metrics import f1_score
 
     import training
+    from risk.artifacts import FINAL_DATA_NAME
     from risk.config import load_config
     from risk.datasets import read_training_data
-    from risk.inputscan import FINAL_DATA_NAME
     from risk.modelfiles import load_model
     from risk.schema import FEATURES, TARGET
     from scoring import f1_on_frame

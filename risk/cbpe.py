@@ -68,10 +68,14 @@ class F1Estimate:
         """The estimate written by :meth:`as_json`; ValueError naming the key that is missing."""
         try:
             return cls(
-                f1=float(data["f1"]), low=float(data["low"]), high=float(data["high"]),
-                level=float(data["level"]), rows=int(data["rows"]),
+                f1=float(data["f1"]),
+                low=float(data["low"]),
+                high=float(data["high"]),
+                level=float(data["level"]),
+                rows=int(data["rows"]),
                 expected_positives=float(data["expected_positives"]),
-                predicted_positives=int(data["predicted_positives"]), threshold=float(data["threshold"]),
+                predicted_positives=int(data["predicted_positives"]),
+                threshold=float(data["threshold"]),
                 draws=int(data["draws"]),
             )
         except KeyError as err:
@@ -154,8 +158,9 @@ def _f1(true_positives: np.ndarray | float, flagged: np.ndarray | float, missed:
     # 2TP / (2TP + FP + FN) with FP = flagged - TP; zero when nothing is flagged and nobody exits, as scoring does
     denominator = np.asarray(true_positives + flagged + missed, dtype="float64")
     numerator = np.asarray(2.0 * true_positives, dtype="float64")
-    return np.divide(numerator, denominator, out=np.zeros(np.broadcast(numerator, denominator).shape),
-                     where=denominator > 0)
+    return np.divide(
+        numerator, denominator, out=np.zeros(np.broadcast(numerator, denominator).shape), where=denominator > 0
+    )
 
 
 def bernoulli_sums(
@@ -234,14 +239,20 @@ def _ece(predicted_sum: np.ndarray, observed_sum: np.ndarray, rows: float) -> np
 
 def _verdict(calibration: Calibration, ece: float, chance_median: float, chance_ece: float, rows: int) -> str:
     if calibration is Calibration.TOO_FEW_ROWS:
-        return (f"too few labelled rows ({rows:,}) to judge calibration (at least {MIN_RELIABILITY_ROWS:,} are "
-                f"needed); the F1 estimate rests on the probabilities alone")
+        return (
+            f"too few labelled rows ({rows:,}) to judge calibration (at least {MIN_RELIABILITY_ROWS:,} are "
+            f"needed); the F1 estimate rests on the probabilities alone"
+        )
     chance = f"calibrated probabilities show {chance_median:.3f} by chance on {rows:,} rows, up to {chance_ece:.3f}"
     if calibration is Calibration.CONSISTENT:
-        return (f"probabilities consistent with the outcomes: ECE {ece:.3f} ({chance}); "
-                f"the F1 estimate can be relied on while the data look like this")
-    return (f"probabilities miscalibrated: ECE {ece:.3f} ({chance}); "
-            f"the F1 estimate is biased: wait for the labels, or recalibrate the model")
+        return (
+            f"probabilities consistent with the outcomes: ECE {ece:.3f} ({chance}); "
+            f"the F1 estimate can be relied on while the data look like this"
+        )
+    return (
+        f"probabilities miscalibrated: ECE {ece:.3f} ({chance}); "
+        f"the F1 estimate is biased: wait for the labels, or recalibrate the model"
+    )
 
 
 def reliability(
@@ -288,7 +299,12 @@ def reliability(
         for b in range(bins)  # one per bin, not per row
     )
     return Reliability(
-        bins=table, rows=int(p.size), ece=ece, chance_median=chance_median, chance_ece=chance_ece,
-        level=level, calibration=calibration,
+        bins=table,
+        rows=int(p.size),
+        ece=ece,
+        chance_median=chance_median,
+        chance_ece=chance_ece,
+        level=level,
+        calibration=calibration,
         verdict=_verdict(calibration, ece, chance_median, chance_ece, int(p.size)),
     )

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from risk.artifacts import FINAL_DATA_NAME
 from risk.config import Settings
 from risk.errors import UserFacingError
-from risk.inputscan import FINAL_DATA_NAME
 from risk.schema import TARGET, DataFileError, check_schema, read_data_file
 
 

@@ -16,9 +16,6 @@ from typing import NamedTuple
 from risk.files import sha256_file
 from risk.store import RecordsStore
 
-FINAL_DATA_NAME = "finaldata.csv"
-INGESTED_FILES_NAME = "ingestedfiles.txt"
-
 
 class DataFile(NamedTuple):
     """One file in the input folder, fingerprinted by name and content."""

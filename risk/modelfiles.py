@@ -3,25 +3,23 @@ data drift reference ``trainingreference.json``.
 
 One place saves and loads them, for ``output_model_path`` and for every deployed version alike. A pickle is
 only unpickled after its bytes match the sha256 recorded in the metadata, and a model trained with another
-scikit-learn version is flagged. Standard library only (scikit-learn is imported by unpickling, when needed).
+scikit-learn version is flagged. scikit-learn is imported by unpickling, when a model is loaded.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import pickle
+from importlib import metadata as package_metadata
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from risk.artifacts import METADATA_NAME, MODEL_NAME, REFERENCE_NAME, SCORE_NAME
 from risk.errors import UserFacingError
 from risk.files import atomic_write_bytes, atomic_write_text, sha256_bytes
 
 log = logging.getLogger("modelfiles")
-
-MODEL_NAME = "trainedmodel.pkl"
-METADATA_NAME = "trainedmodel.json"
-SCORE_NAME = "latestscore.txt"
-REFERENCE_NAME = "trainingreference.json"
 
 
 class ModelIntegrityError(UserFacingError):
@@ -47,8 +45,6 @@ class LoadedModel(NamedTuple):
 
 def installed_version(package: str) -> str | None:
     """The installed version of a distribution, or None if it is not installed."""
-    from importlib import metadata as package_metadata  # slow to import; the cron tick never needs it
-
     try:
         return package_metadata.version(package)
     except package_metadata.PackageNotFoundError:
@@ -57,8 +53,6 @@ def installed_version(package: str) -> str | None:
 
 def save_model(model: Any, metadata: dict[str, Any], folder: Path) -> dict[str, Any]:
     """Write the pickle, then its metadata carrying the pickle's sha256; both atomically."""
-    import pickle  # here, not at the top: the cron tick imports this module and never pickles
-
     data = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
     atomic_write_bytes(folder / MODEL_NAME, data)
     metadata = {**metadata, "model_file": MODEL_NAME, "model_sha256": sha256_bytes(data)}
@@ -92,8 +86,6 @@ def load_verified_pickle(path: Path, expected_sha256: str) -> Any:
             f"model file {path} has sha256 {actual[:12]}..., but {expected_sha256[:12]}... was recorded; "
             "refusing to unpickle it (retrain with training.py or roll back with deployment.py --rollback)"
         )
-    import pickle  # not needed by the cron tick
-
     return pickle.loads(data)
 
 

@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from risk.artifacts import API_RETURNS_NAME
 from risk.clock import utc_now
 from risk.config import Settings
 from risk.errors import UserFacingError
@@ -20,7 +21,6 @@ from risk.versions import DeploymentRecord, current_version, read_record
 
 log = logging.getLogger("history")
 
-API_RETURNS_NAME = "apireturns.txt"
 API_RETURNS_MAX_CHARS = 200_000
 TREND_LIMIT = 50
 DATA_DRIFT_FACTS = (

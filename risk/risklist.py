@@ -61,8 +61,14 @@ from risk.schema import (
 log = logging.getLogger("risk.risklist")
 
 COLUMNS = ("rank", "corporation", "probability", "band", "reason", "model_version")
-COLUMN_TYPES = {"rank": "int64", "corporation": "str", "probability": "float64", "band": "int64",
-                "reason": "str", "model_version": "str"}
+COLUMN_TYPES = {
+    "rank": "int64",
+    "corporation": "str",
+    "probability": "float64",
+    "band": "int64",
+    "reason": "str",
+    "model_version": "str",
+}
 BANDS = 10  # deciles
 FEATURE_WORDS = {
     "lastmonth_activity": "last month's activity",
@@ -73,8 +79,27 @@ NO_REASON = "no factor above typical"
 PROGRESS_MIN_BYTES = 2 * 2**20  # about 130,000 clients (a quarter second): smaller books need no bar
 WRITE_BATCH_ROWS = 250_000
 # pandas' default missing-value strings, for the number columns only: an id such as "NA" or "null" is a client
-MISSING_STRINGS = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
-                   "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")
+MISSING_STRINGS = (
+    "",
+    "#N/A",
+    "#N/A N/A",
+    "#NA",
+    "-1.#IND",
+    "-1.#QNAN",
+    "-NaN",
+    "-nan",
+    "1.#IND",
+    "1.#QNAN",
+    "<NA>",
+    "N/A",
+    "NA",
+    "NULL",
+    "NaN",
+    "None",
+    "n/a",
+    "nan",
+    "null",
+)
 PACKED_ID_BYTES = 7  # ids up to this long are checked for repeats as packed integers (fast); longer ones by pandas
 BOOK_CSV_OPTIONS: dict[str, Any] = {
     "keep_default_na": False,
@@ -126,8 +151,11 @@ class TypicalClient:
         try:
             features = data["features"]
             quartiles = tuple(
-                Quartiles(float(features[name]["lower_quartile"]), float(features[name]["median"]),
-                          float(features[name]["upper_quartile"]))
+                Quartiles(
+                    float(features[name]["lower_quartile"]),
+                    float(features[name]["median"]),
+                    float(features[name]["upper_quartile"]),
+                )
                 for name in FEATURES
             )
             return cls(quartiles=quartiles, rows=int(data["rows"]))
@@ -167,8 +195,13 @@ class RiskList:
 
     def summary_json(self) -> dict[str, Any]:
         """Everything but the rows, JSON-ready (for the API's ``GET /risk`` and the records store)."""
-        return {"model_version": self.model_version, "book_sha256": self.book_sha256, "scored_at": self.scored_at,
-                "rows": self.rows, "estimate": self.estimate.as_json()}
+        return {
+            "model_version": self.model_version,
+            "book_sha256": self.book_sha256,
+            "scored_at": self.scored_at,
+            "rows": self.rows,
+            "estimate": self.estimate.as_json(),
+        }
 
 
 class Entrant(NamedTuple):
@@ -221,8 +254,12 @@ class _Progress:
         """End the bar's line with ``message`` (e.g. done, or failed)."""
         if self.stream is None or self._shown[1] < 0:
             return
-        self.stream.write(f"\r{self.label} {message} in {time.monotonic() - self._started:.1f} s".ljust(
-            len(self.label) + self.width + 20) + "\n")
+        self.stream.write(
+            f"\r{self.label} {message} in {time.monotonic() - self._started:.1f} s".ljust(
+                len(self.label) + self.width + 20
+            )
+            + "\n"
+        )
         self.stream.flush()
 
 
@@ -250,6 +287,7 @@ class _CountingFile(io.FileIO):
 
 
 # --- the pure parts: check, explain, order ---------------------------------------------------------------------
+
 
 def _line(position: int) -> str:
     """Line in the file of a 0-based data row (line 1 is the header), as risk.schema names rows."""
@@ -282,14 +320,14 @@ def _packed_ids(ids: pd.Series) -> np.ndarray | None:
     longer than :data:`PACKED_ID_BYTES` bytes."""
     arrow = pa.chunked_array(ids.array.__arrow_array__()).combine_chunks()
     offset_type = np.int64 if pa.types.is_large_string(arrow.type) else np.int32
-    offsets = np.frombuffer(arrow.buffers()[1], dtype=offset_type)[arrow.offset:arrow.offset + len(arrow) + 1]
+    offsets = np.frombuffer(arrow.buffers()[1], dtype=offset_type)[arrow.offset : arrow.offset + len(arrow) + 1]
     widths = np.diff(offsets).astype(np.int64)
     if widths.max(initial=0) > PACKED_ID_BYTES:
         return None
-    data = np.frombuffer(arrow.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
+    data = np.frombuffer(arrow.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
     packed = np.zeros((len(arrow), 8), dtype=np.uint8)
     if (widths == widths[0]).all():  # the usual book: every id as long (a reshape, no scatter)
-        packed[:, :widths[0]] = data.reshape(len(arrow), -1)
+        packed[:, : widths[0]] = data.reshape(len(arrow), -1)
     else:
         row = np.repeat(np.arange(len(arrow)), widths)
         packed[row, np.arange(data.size) - np.repeat(offsets[:-1] - offsets[0], widths)] = data
@@ -340,8 +378,9 @@ def explain(values: np.ndarray, coefficients: np.ndarray, typical: TypicalClient
 
     ``values`` is (clients, features) in FEATURES order, NaN where missing. See the module docstring.
     """
-    median, lower, upper = (np.array([getattr(q, part) for q in typical.quartiles]) for part in
-                            ("median", "lower", "upper"))
+    median, lower, upper = (
+        np.array([getattr(q, part) for q in typical.quartiles]) for part in ("median", "lower", "upper")
+    )
     contributions = np.nan_to_num(coefficients * (values - median), nan=0.0)  # missing: imputed as the median
     feature = contributions.argmax(axis=1)
     rows = np.arange(len(values))
@@ -358,8 +397,7 @@ def explain(values: np.ndarray, coefficients: np.ndarray, typical: TypicalClient
         inverse, distinct = pd.factorize(shown[members])
         codes[members] = len(reasons) + inverse
         index, is_below, is_far = key // 4, bool(key % 4 // 2), bool(key % 2)
-        words = (f"{FEATURE_WORDS[FEATURES[index]]} {'far ' if is_far else ''}{'below' if is_below else 'above'} "
-                 f"typical")
+        words = f"{FEATURE_WORDS[FEATURES[index]]} {'far ' if is_far else ''}{'below' if is_below else 'above'} typical"
         typical_value = _number(median[index])
         reasons.extend(f"{words} ({_number(v)} vs typical {typical_value})" for v in distinct.tolist())
     return codes, reasons
@@ -391,8 +429,15 @@ def _string_column(values: pa.Array | pd.Series) -> pd.Series:
     return pd.Series(values, dtype="str")
 
 
-def _rank(model: Any, clients: pd.DataFrame, typical: TypicalClient, model_version: str, book_sha256: str,
-          scored_at: str | None, bar: _Progress) -> RiskList:
+def _rank(
+    model: Any,
+    clients: pd.DataFrame,
+    typical: TypicalClient,
+    model_version: str,
+    book_sha256: str,
+    scored_at: str | None,
+    bar: _Progress,
+) -> RiskList:
     if not model_version.strip():
         raise ValueError("model_version is empty; pass the deployed version (e.g. v0003)")
     bar.stage("checking")
@@ -406,16 +451,24 @@ def _rank(model: Any, clients: pd.DataFrame, typical: TypicalClient, model_versi
     bar.stage("ranking")
     order, riskier = risk_order(probabilities, checked[ID_COLUMN])
     count = len(order)
-    frame = pd.DataFrame({
-        "rank": np.arange(1, count + 1, dtype="int64"),
-        "corporation": _string_column(checked[ID_COLUMN].array.take(order)),
-        "probability": probabilities[order],
-        "band": (riskier * BANDS // count + 1).astype("int64"),
-        "reason": _string_column(pa.array(reasons, pa.string()).take(pa.array(codes[order]))),
-        "model_version": _string_column(pa.repeat(pa.scalar(model_version, pa.string()), count)),
-    })
-    return RiskList(frame=frame, model_version=model_version, book_sha256=book_sha256,
-                    scored_at=scored_at or _utc_now(), rows=count, estimate=estimate_f1(probabilities))
+    frame = pd.DataFrame(
+        {
+            "rank": np.arange(1, count + 1, dtype="int64"),
+            "corporation": _string_column(checked[ID_COLUMN].array.take(order)),
+            "probability": probabilities[order],
+            "band": (riskier * BANDS // count + 1).astype("int64"),
+            "reason": _string_column(pa.array(reasons, pa.string()).take(pa.array(codes[order]))),
+            "model_version": _string_column(pa.repeat(pa.scalar(model_version, pa.string()), count)),
+        }
+    )
+    return RiskList(
+        frame=frame,
+        model_version=model_version,
+        book_sha256=book_sha256,
+        scored_at=scored_at or _utc_now(),
+        rows=count,
+        estimate=estimate_f1(probabilities),
+    )
 
 
 def rank_clients(
@@ -437,6 +490,7 @@ def rank_clients(
 
 # --- files -----------------------------------------------------------------------------------------------------
 
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -450,8 +504,9 @@ def _write_rows(handle: BinaryIO, table: pa.Table, quoting: str, bar: _Progress)
     handle.seek(0)
     handle.truncate()
     handle.write((",".join(COLUMNS) + "\n").encode("ascii"))
-    writer = pacsv.CSVWriter(handle, table.schema,
-                             write_options=pacsv.WriteOptions(include_header=False, quoting_style=quoting))
+    writer = pacsv.CSVWriter(
+        handle, table.schema, write_options=pacsv.WriteOptions(include_header=False, quoting_style=quoting)
+    )
     try:
         for start in range(0, table.num_rows, WRITE_BATCH_ROWS):
             writer.write_table(table.slice(start, WRITE_BATCH_ROWS))
@@ -570,9 +625,16 @@ def rank_file(
         bar.finish("failed")  # end the bar's line before the traceback
         raise
     bar.finish(f"{risk_list.rows:,} clients ranked")
-    log.info("ranked %d clients of %s with model %s into %s (estimated F1 %.3f, %.3f to %.3f)", risk_list.rows,
-             clients_path, model_version, out_path, risk_list.estimate.f1, risk_list.estimate.low,
-             risk_list.estimate.high)
+    log.info(
+        "ranked %d clients of %s with model %s into %s (estimated F1 %.3f, %.3f to %.3f)",
+        risk_list.rows,
+        clients_path,
+        model_version,
+        out_path,
+        risk_list.estimate.f1,
+        risk_list.estimate.low,
+        risk_list.estimate.high,
+    )
     return risk_list
 
 
@@ -587,8 +649,14 @@ def changes(previous: pd.DataFrame | None, current: pd.DataFrame, top: int = 100
     before = previous.loc[previous["corporation"].isin(now["corporation"]), ["corporation", "rank"]]
     previous_rank = dict(zip(before["corporation"].tolist(), before["rank"].tolist()))  # at most ``top`` entries
     return [
-        Entrant(int(row.rank), str(row.corporation), float(row.probability), int(row.band), str(row.reason),
-                previous_rank.get(row.corporation))
+        Entrant(
+            int(row.rank),
+            str(row.corporation),
+            float(row.probability),
+            int(row.band),
+            str(row.reason),
+            previous_rank.get(row.corporation),
+        )
         for row in now.itertuples(index=False)  # the top rows only
         if previous_rank.get(row.corporation, top + 1) > top
     ]

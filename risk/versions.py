@@ -24,18 +24,16 @@ import shutil
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from risk.artifacts import DEPLOYMENT_RECORD_NAME, INGESTED_FILES_NAME, MODEL_NAME, SCORE_NAME
 from risk.clock import utc_now
 from risk.config import Settings
 from risk.errors import UserFacingError
 from risk.files import fsync_dir, sha256_file
-from risk.inputscan import INGESTED_FILES_NAME
-from risk.modelfiles import MODEL_NAME, SCORE_NAME
 
 log = logging.getLogger("risk.versions")
 
 VERSIONS_DIR = "versions"
 CURRENT_LINK = "current"
-RECORD_NAME = "deployment.json"
 COURSE_FILES = (MODEL_NAME, SCORE_NAME, INGESTED_FILES_NAME)
 VERSION_PATTERN = re.compile(r"^v(\d{4,})$")
 NUMBERED_PATTERN = re.compile(r"^(?:abandoned-)?v(\d{4,})$")
@@ -94,7 +92,9 @@ def list_versions(settings: Settings) -> list[str]:
     folder = versions_dir(settings)
     if not folder.is_dir():
         return []
-    names = [p.name for p in folder.iterdir() if VERSION_PATTERN.match(p.name) and (p / RECORD_NAME).exists()]
+    names = [
+        p.name for p in folder.iterdir() if VERSION_PATTERN.match(p.name) and (p / DEPLOYMENT_RECORD_NAME).exists()
+    ]
     return sorted(names, key=version_number)
 
 
@@ -106,7 +106,7 @@ def version_number(name: str) -> int:
 
 def read_record(settings: Settings, version: str) -> DeploymentRecord:
     """The ``deployment.json`` of one version; VersionUnreadable when it is missing or unreadable."""
-    path = versions_dir(settings) / version / RECORD_NAME
+    path = versions_dir(settings) / version / DEPLOYMENT_RECORD_NAME
     try:
         return DeploymentRecord.from_json(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError, KeyError, TypeError) as err:
@@ -146,7 +146,7 @@ def write_version(
             ingested_files=tuple(ingested),
             files={name: sha256_file(staging / name) for name in sources},
         )
-        (staging / RECORD_NAME).write_text(json.dumps(record.as_json(), indent=2) + "\n", encoding="utf-8")
+        (staging / DEPLOYMENT_RECORD_NAME).write_text(json.dumps(record.as_json(), indent=2) + "\n", encoding="utf-8")
         for path in staging.iterdir():
             with open(path, "rb") as handle:
                 os.fsync(handle.fileno())

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from apicalls import REPORT_NAME, EndpointFailed, call_all_endpoints
+from apicalls import EndpointFailed, call_all_endpoints
+from risk.artifacts import API_RETURNS_NAME
 from risk.versions import read_record
 from tests.support import Project, free_port, serve
 
@@ -38,7 +39,7 @@ def live(deployed_template: Project, tmp_path: Path):
 def test_apicalls_writes_every_response(live: Project) -> None:
     result = live.run("apicalls.py")
     settings = live.settings()
-    report_path = settings.output_model_path / REPORT_NAME
+    report_path = settings.output_model_path / API_RETURNS_NAME
     assert result.stdout.strip() == str(report_path)
     calls = sections(report_path.read_text())
     assert list(calls) == list(ENDPOINTS)
@@ -63,7 +64,7 @@ def test_api_down_exits_non_zero_and_writes_nothing(deployed_template: Project, 
     assert f"no API answers at {url}" in result.stderr
     assert f"python app.py --config {project.config}" in result.stderr
     assert "Traceback" not in result.stderr
-    assert not (project.settings().output_model_path / REPORT_NAME).exists()
+    assert not (project.settings().output_model_path / API_RETURNS_NAME).exists()
 
 
 def test_failing_endpoints_are_named_and_the_token_is_sent(deployed_template: Project, tmp_path: Path) -> None:
@@ -75,13 +76,13 @@ def test_failing_endpoints_are_named_and_the_token_is_sent(deployed_template: Pr
         assert (
             "5 of 6 API call(s) failed: POST /prediction answered 401: this API needs a bearer token" in result.stderr
         )
-        report = (project.settings().output_model_path / REPORT_NAME).read_text()
+        report = (project.settings().output_model_path / API_RETURNS_NAME).read_text()
         calls = sections(report)
         assert calls["GET /scoring"][0] == "401 UNAUTHORIZED   FAILED" and calls["GET /health"][0] == "200 OK"
         with pytest.raises(EndpointFailed, match="GET /diagnostics answered 401"):
             call_all_endpoints(project.settings())
         project.run("apicalls.py", env={"RISK_API_TOKEN": "tok"})
-    calls = sections((project.settings().output_model_path / REPORT_NAME).read_text())
+    calls = sections((project.settings().output_model_path / API_RETURNS_NAME).read_text())
     assert all(status == "200 OK" for status, _ in calls.values())
 
 
@@ -91,7 +92,7 @@ def test_fullprocess_deploys_and_the_running_api_serves_it(project: Project) -> 
         project.edit_config(api_url=base + "/")
         result = project.run("fullprocess.py")
         assert f"API answered at {base}/; wrote" in result.stderr
-    calls = sections((project.settings().output_model_path / REPORT_NAME).read_text())
+    calls = sections((project.settings().output_model_path / API_RETURNS_NAME).read_text())
     assert all(status == "200 OK" for status, _ in calls.values())
     assert json.loads(calls["POST /prediction"][1])["model_version"] == "v0001"
     assert json.loads(calls["GET /diagnostics"][1])["model_version"] == "v0001"

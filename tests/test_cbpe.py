@@ -193,4 +193,3 @@ def test_the_course_model_is_miscalibrated_on_the_synthetic_process(course_model
     rows = client_rows(np.random.default_rng(13), 5000, drift=False)
     probabilities = course_model.predict_proba(features(rows))[:, 1]
     assert reliability(probabilities, rows[:, 4]).calibration is Calibration.MISCALIBRATED
-

@@ -13,11 +13,12 @@ import pytest
 
 import diagnostics
 from risk import datadrift
+from risk.artifacts import METADATA_NAME, REFERENCE_NAME
 from risk.config import ConfigError, load_config
 from risk.datadrift import DRIFT, INSUFFICIENT, NO_DRIFT, NO_REFERENCE, WATCH, DriftConfig
 from risk.deployed import load_deployed_model
 from risk.files import sha256_file
-from risk.modelfiles import METADATA_NAME, REFERENCE_NAME, ModelIntegrityError, read_metadata
+from risk.modelfiles import ModelIntegrityError, read_metadata
 from risk.schema import FEATURES, read_data_file
 from risk.versions import read_record
 from tests.support import Project

@@ -9,10 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from diagnostics import SNAPSHOT_NAME
+from risk.artifacts import FINAL_DATA_NAME, METADATA_NAME, REFERENCE_NAME, SNAPSHOT_NAME
 from risk.deployed import load_deployed_model
-from risk.inputscan import FINAL_DATA_NAME
-from risk.modelfiles import METADATA_NAME, REFERENCE_NAME, read_reference
+from risk.modelfiles import read_reference
 from risk.schema import FEATURES, TARGET
 from risk.versions import current_version
 from tests.support import Project

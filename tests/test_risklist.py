@@ -39,9 +39,7 @@ BUNDLED_BOOK = REPO / "clientbook" / "clients.csv"
 # the hand-fit model: lower last-month activity and more employees raise the risk; last year's does nothing
 COEFFICIENTS = np.array([-0.05, 0.0, 0.02])
 INTERCEPT = -1.0
-TYPICAL = TypicalClient(
-    quartiles=(Quartiles(40, 100, 200), Quartiles(100, 250, 600), Quartiles(10, 30, 90)), rows=100
-)
+TYPICAL = TypicalClient(quartiles=(Quartiles(40, 100, 200), Quartiles(100, 250, 600), Quartiles(10, 30, 90)), rows=100)
 
 
 def hand_fit_model() -> Pipeline:
@@ -156,7 +154,8 @@ def test_every_reason_on_the_bundled_book_is_worded_from_the_vocabulary(
     allowed = {NO_REASON} | {
         f"{words} {strength}{direction} typical"
         for words in ("last month's activity", "last year's activity", "number of employees")
-        for strength in ("", "far ") for direction in ("below", "above")
+        for strength in ("", "far ")
+        for direction in ("below", "above")
     }
     assert set(wording) <= allowed
     # the model says low activity drives exits: the riskiest tenth is explained by low activity
@@ -164,8 +163,14 @@ def test_every_reason_on_the_bundled_book_is_worded_from_the_vocabulary(
 
 
 def test_typical_client_is_the_training_quartiles_and_round_trips_through_json() -> None:
-    frame = pd.DataFrame({"lastmonth_activity": [1, 2, 3, 4, np.nan], "lastyear_activity": [10, 20, 30, 40, 50],
-                          "number_of_employees": [5, 5, 5, 5, 5], "exited": [0, 1, 0, 1, 0]})
+    frame = pd.DataFrame(
+        {
+            "lastmonth_activity": [1, 2, 3, 4, np.nan],
+            "lastyear_activity": [10, 20, 30, 40, 50],
+            "number_of_employees": [5, 5, 5, 5, 5],
+            "exited": [0, 1, 0, 1, 0],
+        }
+    )
     typical = typical_client(frame)
     assert typical.of("lastmonth_activity") == Quartiles(1.75, 2.5, 3.25)  # the missing value is skipped
     assert typical.of("lastyear_activity") == Quartiles(20, 30, 40)
@@ -254,8 +259,9 @@ def test_the_written_list_reads_back_identical_and_replaces_the_old_one_atomical
 
 
 def test_an_id_with_a_comma_is_quoted_and_survives(tmp_path: Path, model: Pipeline) -> None:
-    risk_list = rank_clients(model, book([('Smith, Jones & "Co"', 10, 250, 30), ("plain", 90, 250, 30)]),
-                             TYPICAL, "v1", "x")
+    risk_list = rank_clients(
+        model, book([('Smith, Jones & "Co"', 10, 250, 30), ("plain", 90, 250, 30)]), TYPICAL, "v1", "x"
+    )
     write_risklist(tmp_path / "risk.csv", risk_list)
     assert read_risklist(tmp_path / "risk.csv")["corporation"].tolist() == ['Smith, Jones & "Co"', "plain"]
 
@@ -271,7 +277,11 @@ def test_the_risk_list_carries_its_provenance_and_cbpe_estimate(model: Pipeline)
     risk_list = rank_clients(model, book(HAND_MADE), TYPICAL, "v0007", "ab" * 32, scored_at="2026-01-02T03:04:05Z")
     summary = risk_list.summary_json()
     assert (summary["model_version"], summary["book_sha256"], summary["scored_at"], summary["rows"]) == (
-        "v0007", "ab" * 32, "2026-01-02T03:04:05Z", 6)
+        "v0007",
+        "ab" * 32,
+        "2026-01-02T03:04:05Z",
+        6,
+    )
     assert risk_list.estimate.rows == 6
     assert risk_list.estimate.expected_positives == pytest.approx(risk_list.frame["probability"].sum())
     json.dumps(summary)
@@ -309,11 +319,26 @@ def test_a_model_that_rescales_its_features_cannot_give_reasons() -> None:
 
 
 def test_changes_lists_the_clients_who_entered_the_top(model: Pipeline) -> None:
-    previous = pd.DataFrame({"rank": [1, 2, 3, 4], "corporation": ["a", "b", "c", "d"], "probability": 0.5,
-                             "band": 1, "reason": NO_REASON, "model_version": "v1"})
-    current = pd.DataFrame({"rank": [1, 2, 3, 4], "corporation": ["d", "a", "e", "b"],
-                            "probability": [0.9, 0.8, 0.7, 0.6], "band": [1, 1, 2, 2],
-                            "reason": ["r1", "r2", "r3", "r4"], "model_version": "v2"})
+    previous = pd.DataFrame(
+        {
+            "rank": [1, 2, 3, 4],
+            "corporation": ["a", "b", "c", "d"],
+            "probability": 0.5,
+            "band": 1,
+            "reason": NO_REASON,
+            "model_version": "v1",
+        }
+    )
+    current = pd.DataFrame(
+        {
+            "rank": [1, 2, 3, 4],
+            "corporation": ["d", "a", "e", "b"],
+            "probability": [0.9, 0.8, 0.7, 0.6],
+            "band": [1, 1, 2, 2],
+            "reason": ["r1", "r2", "r3", "r4"],
+            "model_version": "v2",
+        }
+    )
     assert changes(previous, current, top=3) == [
         Entrant(rank=1, corporation="d", probability=0.9, band=1, reason="r1", previous_rank=4),
         Entrant(rank=3, corporation="e", probability=0.7, band=2, reason="r3", previous_rank=None),

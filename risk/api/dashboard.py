@@ -19,9 +19,9 @@ from typing import Any
 from flask import Blueprint, abort, current_app, jsonify, render_template, request
 
 from risk.api.state import api_state
+from risk.artifacts import API_RETURNS_NAME
 from risk.config import Settings
 from risk.overview import (
-    API_RETURNS_NAME,
     Overview,
     build_overview,
     data_drift_facts,
