@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 from risk.cli import make_parser, run_script
 from risk.config import MIN_DRIFT_HISTORY, Settings
 from risk.inputscan import DataFile
-from risk.store import RecordsStore
+from risk.store import DriftCheckRow, RecordsStore
 from risk.tick import look
 from risk.versions import current_version
 
@@ -137,21 +137,13 @@ def _check_model_drift(
         )
         return False
     new_score = f1_on_frame(deployed.model, batch)
-    history = store.score_history(settings.drift_history_size)
+    history = store.batch_score_history(deployed.version, settings.drift_history_size)
     decision = drift_decision(settings.drift_test, new_score, deployed.score, history)
     store.record_score("batch", new_score, len(batch), ", ".join(names), deployed.sha256, deployed.version)
     store.record_drift_check(
-        {
-            "test": decision.test,
-            "deployed_version": deployed.version,
-            "deployed_score": decision.deployed_score,
-            "new_score": decision.new_score,
-            "threshold": decision.threshold,
-            "history_size": decision.history_size,
-            "drift": decision.drift,
-            "reason": decision.reason,
-            "files": names,
-        }
+        DriftCheckRow(decision.test, deployed.version, decision.deployed_score, decision.new_score, decision.threshold,
+                      decision.history_size, decision.drift, None, len(batch), int((batch[TARGET] == 1).sum()),
+                      "retrained" if decision.drift else "no drift", decision.reason, tuple(names), {})
     )
     report.add(f"drift check ({settings.drift_test}) of {deployed.version} on {len(batch)} new rows: {decision.reason}")
     return decision.drift

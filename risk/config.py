@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 CODE_DIR = Path(__file__).resolve().parents[1]  # the project folder: the course scripts and config.json
 DEFAULT_CONFIG_NAME = "config.json"
-DRIFT_TESTS = ("raw", "parametric", "nonparametric")
+DRIFT_TESTS = ("significant", "raw", "parametric", "nonparametric")  # risk/drift.py; significant is the default
 INGESTION_READERS = ("fast", "plain")  # risk/fastread.py: the same result, the fast one in less memory
 PENALTY_L1_RATIO = {"l2": 0.0, "l1": 1.0}
 SOLVER_PENALTIES = {  # which penalties each LogisticRegression solver supports
@@ -29,8 +29,9 @@ SOLVER_PENALTIES = {  # which penalties each LogisticRegression solver supports
     "newton-cholesky": ("l2",),
     "sag": ("l2",),
 }
+METRICS_TEXTFILE_NAME = "risk.prom"  # node_exporter's textfile collector reads *.prom
 API_TOKEN_ENV = "RISK_API_TOKEN"  # when set, the API wants this bearer token (apicalls.py sends it)
-MIN_DRIFT_HISTORY = 3  # past scores the parametric and nonparametric drift tests need
+MIN_DRIFT_HISTORY = 10  # past batch scores the parametric and nonparametric rules need (else they use raw)
 
 
 class ConfigError(ValueError):
@@ -76,8 +77,16 @@ class Settings(NamedTuple):
     log_folder_path: Path
     requirements_path: Path
     model: ModelParams = ModelParams()
-    drift_test: str = "raw"
+    drift_test: str = "significant"
     drift_history_size: int = 20
+    drift_alpha: float = 0.05
+    drift_min_rows: int = 100
+    drift_min_positives: int = 10
+    training_window_rows: int | None = None  # None: the rows since the last deployment (risk/gate.py)
+    client_book_path: Path | None = None  # the clients to rank (risk/risklist.py); None: no risk list
+    metrics_textfile_path: Path | None = None  # the Prometheus textfile (risk/notify.py); set by load_config
+    alert_webhook_url: str | None = None
+    alert_webhook_timeout_seconds: float = 3.0
     ingestion_reader: str = "fast"
     api_url: str = "http://127.0.0.1:8000/"
     api_timeout_seconds: float = 5.0
@@ -156,6 +165,10 @@ def _optional_int(value: Any) -> int | None:
     return value
 
 
+def _optional_positive_int(value: Any) -> int | None:
+    return None if value is None else _positive_int(value)
+
+
 def _probability(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
         raise ValueError("must be a number between 0 and 1 (exclusive)")
@@ -202,6 +215,10 @@ def _http_url(value: Any) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
         raise ValueError("must be an http(s) URL with a valid port, such as http://127.0.0.1:8000/")
     return text if text.endswith("/") else text + "/"
+
+
+def _optional_http_url(value: Any) -> str | None:
+    return None if value is None or value == "" else _http_url(value).rstrip("/")
 
 
 def _history_size(value: Any) -> int:
@@ -258,6 +275,12 @@ REQUIRED_PATH_KEYS = {
 OPTIONAL_KEYS: dict[str, Callable[[Any], Any]] = {
     "drift_test": _one_of(*DRIFT_TESTS),
     "drift_history_size": _history_size,
+    "drift_alpha": _probability,
+    "drift_min_rows": _positive_int,
+    "drift_min_positives": _positive_int,
+    "training_window_rows": _optional_positive_int,
+    "alert_webhook_url": _optional_http_url,
+    "alert_webhook_timeout_seconds": _positive_number,
     "ingestion_reader": _one_of(*INGESTION_READERS),
     "api_url": _http_url,
     "api_timeout_seconds": _positive_number,
@@ -332,10 +355,18 @@ def load_config(config_path: str | os.PathLike[str] | None = None) -> Settings:
     if not isinstance(folders, list):
         raise ConfigError(f"{path}: key 'api_data_folders' must be a list of folder paths (got {folders!r})")
     records = data.get("records_db_path", Path(data["output_folder_path"]) / "records.sqlite")
+    log_folder = resolve("log_folder_path", data.get("log_folder_path", "logs"))
+    book = data.get("client_book_path")
     return Settings(
         config_path=path,
         records_db_path=resolve("records_db_path", str(records)),
-        log_folder_path=resolve("log_folder_path", data.get("log_folder_path", "logs")),
+        log_folder_path=log_folder,
+        client_book_path=resolve("client_book_path", book) if book not in (None, "") else None,
+        metrics_textfile_path=(
+            resolve("metrics_textfile_path", data["metrics_textfile_path"])
+            if data.get("metrics_textfile_path")
+            else log_folder / METRICS_TEXTFILE_NAME
+        ),
         requirements_path=(
             resolve("requirements_path", data["requirements_path"])
             if "requirements_path" in data

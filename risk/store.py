@@ -136,6 +136,62 @@ MIGRATIONS: tuple[str, ...] = (
         WHERE d.action = 'deploy' AND d.model_sha256 = scores.model_sha256 ORDER BY d.id LIMIT 1
     ) WHERE kind = 'test' AND model_version IS NULL AND model_sha256 IS NOT NULL;
     """,
+    # v3 (drift decisions you can trust, the risk list): a run's batch scores, drift checks and decided rows are
+    # written with it when it completes; a drift check keeps its whole decision (risk/drift.py, JSON) beside the
+    # course rule's verdict and what happened next; F1 may be undefined (NULL) and a carried-over check has no
+    # verdict, so drift_checks is rebuilt without those NOT NULLs; evaluations learn their kind (``test``: the
+    # test file; ``out-of-fold``: the reference the significant rule compares with); rows are known by content
+    # (risk/rows.py) once a completed run has decided on them; every risk list written is recorded.
+    """
+    ALTER TABLE scores ADD COLUMN run_id INTEGER REFERENCES runs(id);
+    ALTER TABLE scores ADD COLUMN in_history INTEGER NOT NULL DEFAULT 1;
+    CREATE TABLE drift_checks_v3 (
+        id INTEGER PRIMARY KEY,
+        checked_at TEXT NOT NULL,
+        run_id INTEGER REFERENCES runs(id),
+        test TEXT NOT NULL,
+        deployed_version TEXT,
+        deployed_score REAL,
+        new_score REAL,
+        threshold REAL,
+        history_size INTEGER NOT NULL DEFAULT 0,
+        drift INTEGER,
+        raw_drift INTEGER,
+        rows INTEGER,
+        positives INTEGER,
+        next_step TEXT,
+        reason TEXT NOT NULL,
+        files TEXT NOT NULL,
+        decision TEXT
+    );
+    INSERT INTO drift_checks_v3 (id, checked_at, test, deployed_version, deployed_score, new_score, threshold,
+        history_size, drift, reason, files)
+        SELECT id, checked_at, test, deployed_version, deployed_score, new_score, threshold, history_size, drift,
+        reason, files FROM drift_checks;
+    DROP TABLE drift_checks;
+    ALTER TABLE drift_checks_v3 RENAME TO drift_checks;
+    ALTER TABLE evaluations ADD COLUMN kind TEXT NOT NULL DEFAULT 'test';
+    CREATE TABLE decided_rows (
+        row_hash INTEGER PRIMARY KEY,
+        run_id INTEGER REFERENCES runs(id)
+    ) WITHOUT ROWID;
+    CREATE TABLE risk_lists (
+        id INTEGER PRIMARY KEY,
+        scored_at TEXT NOT NULL,
+        run_id INTEGER REFERENCES runs(id),
+        model_version TEXT NOT NULL,
+        model_sha256 TEXT NOT NULL,
+        book_path TEXT NOT NULL,
+        book_sha256 TEXT NOT NULL,
+        book_size_bytes INTEGER NOT NULL,
+        book_mtime_ns INTEGER NOT NULL,
+        rows INTEGER NOT NULL,
+        list_path TEXT NOT NULL,
+        list_sha256 TEXT NOT NULL,
+        summary TEXT NOT NULL
+    );
+    CREATE INDEX risk_lists_by_book ON risk_lists (book_path, book_size_bytes, book_mtime_ns);
+    """,
 )
 HISTORY_KINDS = ("scores", "drift_checks", "deployments")
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -154,6 +210,52 @@ class IngestionRecord(NamedTuple):
     rows_read: int = 0
     rows_kept: int = 0
     duplicates_dropped: int = 0
+
+
+class ScoreRow(NamedTuple):
+    """One F1 score: of a trained model on the test file (``test``) or of the deployed one on new rows (``batch``)."""
+
+    kind: str
+    f1: float
+    rows: int
+    data_path: str
+    model_sha256: str | None = None
+    model_version: str | None = None
+    in_history: bool = True  # a batch score the course's statistical rules may use (not a drifting batch's own)
+
+
+class DriftCheckRow(NamedTuple):
+    """One drift check as stored: the acting rule's figures, the course rule's verdict and what happened next."""
+
+    test: str
+    deployed_version: str | None
+    deployed_score: float | None
+    new_score: float | None  # None when F1 is undefined on the rows (no positives predicted or present)
+    threshold: float | None
+    history_size: int
+    drift: bool | None  # None: carried over, nothing decided
+    raw_drift: bool | None
+    rows: int
+    positives: int
+    next_step: str
+    reason: str
+    files: tuple[str, ...]
+    decision: dict[str, Any]  # the whole decision (risk/drift.py DriftDecision.as_json())
+
+
+class RiskListRow(NamedTuple):
+    """A risk list written to ``list_path``: which model ranked which book, and its summary (JSON)."""
+
+    model_version: str
+    model_sha256: str
+    book_path: str
+    book_sha256: str
+    book_size_bytes: int
+    book_mtime_ns: int
+    rows: int
+    list_path: str
+    list_sha256: str
+    summary: dict[str, Any]
 
 
 class RecordsStore:
@@ -241,8 +343,19 @@ class RecordsStore:
     def start_run(self, command: str) -> int:
         return self._insert("runs", {"started_at": utc_now(), "command": command})
 
-    def finish_run(self, run_id: int, outcome: str, summary: str, checked: Iterable[tuple[str, str]] = ()) -> None:
-        """Close a run and, in the same transaction, mark its files as checked so later ticks skip them."""
+    def finish_run(
+        self,
+        run_id: int,
+        outcome: str,
+        summary: str,
+        checked: Iterable[tuple[str, str]] = (),
+        *,
+        decided_rows: Iterable[int] = (),
+        scores: Sequence[ScoreRow] = (),
+        drift_checks: Sequence[DriftCheckRow] = (),
+    ) -> None:
+        """Close a run and, in the same transaction, write what only a completed run may leave: its files marked
+        as checked (later ticks skip them), the rows it decided on, its batch scores and its drift checks."""
         now = utc_now()
         with self.transaction() as conn:
             conn.execute(
@@ -253,6 +366,26 @@ class RecordsStore:
                 "INSERT OR REPLACE INTO checked_files (file_name, sha256, checked_at, run_id) VALUES (?, ?, ?, ?)",
                 [(name, sha, now, run_id) for name, sha in checked],
             )
+            conn.executemany(
+                "INSERT OR IGNORE INTO decided_rows (row_hash, run_id) VALUES (?, ?)",
+                ((int(row_hash), run_id) for row_hash in decided_rows),
+            )
+            for score in scores:
+                _insert(conn, "scores", _score_row(score, now, run_id))
+            for check in drift_checks:
+                _insert(conn, "drift_checks", _drift_check_row(check, now, run_id))
+
+    def mark_interrupted_runs(self, current_run: int | None = None) -> list[int]:
+        """Runs that started and never finished (killed) get the outcome ``interrupted``; returns their ids."""
+        with self.transaction() as conn:
+            ids = [row[0] for row in conn.execute(
+                "SELECT id FROM runs WHERE finished_at IS NULL AND outcome IS NULL AND id IS NOT ?", (current_run,)
+            )]
+            conn.executemany(
+                "UPDATE runs SET outcome = 'interrupted', summary = COALESCE(summary, '') || ? WHERE id = ?",
+                [("killed before it finished; recorded by a later run", run_id) for run_id in ids],
+            )
+        return ids
 
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
         return self._rows("SELECT * FROM runs ORDER BY id DESC LIMIT ?", (limit,))
@@ -334,22 +467,19 @@ class RecordsStore:
         model_sha256: str | None = None,
         model_version: str | None = None,
     ) -> int:
-        return self._insert(
-            "scores",
-            {
-                "scored_at": utc_now(),
-                "kind": kind,
-                "f1": f1,
-                "rows": rows,
-                "data_path": data_path,
-                "model_sha256": model_sha256,
-                "model_version": model_version,
-            },
-        )
+        """Record a test score now (a run's batch scores are written by :meth:`finish_run`)."""
+        row = ScoreRow(kind, f1, rows, data_path, model_sha256, model_version)
+        with self.transaction() as conn:
+            return _insert(conn, "scores", _score_row(row, utc_now(), None))
 
-    def score_history(self, limit: int) -> list[float]:
-        """The most recent ``limit`` F1 scores (test and batch), oldest first."""
-        rows = self._conn.execute("SELECT f1 FROM scores ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+    def batch_score_history(self, model_version: str, limit: int) -> list[float]:
+        """The course rules' history: the last ``limit`` batch F1 scores of this version, oldest first (test-file
+        scores and drifting batches' own scores left out; batch scores exist only for completed runs)."""
+        rows = self._conn.execute(
+            "SELECT f1 FROM scores WHERE kind = 'batch' AND in_history = 1 AND model_version = ? "
+            "ORDER BY id DESC LIMIT ?",
+            (model_version, limit),
+        ).fetchall()
         return [row[0] for row in reversed(rows)]
 
     def latest_test_score(self) -> dict[str, Any] | None:
@@ -362,11 +492,29 @@ class RecordsStore:
 
     # --- drift ---
 
-    def record_drift_check(self, decision: dict[str, Any]) -> int:
-        row = {"checked_at": utc_now(), **decision}
-        row["drift"] = int(bool(row["drift"]))
-        row["files"] = json.dumps(list(row.get("files", [])))
-        return self._insert("drift_checks", row)
+    def record_drift_check(self, check: DriftCheckRow, run_id: int | None = None) -> int:
+        """Record a drift check now (a pipeline run's checks are written by :meth:`finish_run`)."""
+        with self.transaction() as conn:
+            return _insert(conn, "drift_checks", _drift_check_row(check, utc_now(), run_id))
+
+    # --- rows known by content ---
+
+    def decided_row_hashes(self) -> list[int]:
+        """The content hashes (risk/rows.py) of every row a completed run has decided on or trained on."""
+        return [row[0] for row in self._conn.execute("SELECT row_hash FROM decided_rows")]
+
+    # --- risk lists ---
+
+    def record_risk_list(self, row: RiskListRow, run_id: int | None = None) -> int:
+        data = {"scored_at": utc_now(), "run_id": run_id, **row._asdict(), "summary": json.dumps(row.summary)}
+        return self._insert("risk_lists", data)
+
+    def risk_lists(self, limit: int = 2) -> list[dict[str, Any]]:
+        """The newest risk lists, newest first, each with its summary decoded."""
+        if self.schema_version < 3:
+            return []
+        rows = self._rows("SELECT * FROM risk_lists ORDER BY id DESC LIMIT ?", (limit,))
+        return [{**row, "summary": json.loads(row["summary"])} for row in rows]
 
     def drift_checks(self, limit: int = 100) -> list[dict[str, Any]]:
         rows = self._rows("SELECT * FROM drift_checks ORDER BY id DESC LIMIT ?", (limit,))
@@ -505,9 +653,41 @@ def _insert(conn: sqlite3.Connection, table: str, row: dict[str, Any]) -> int:
     return int(cursor.lastrowid)
 
 
+def _flag(value: bool | None) -> int | None:
+    return None if value is None else int(bool(value))
+
+
+def _unflag(value: int | None) -> bool | None:
+    return None if value is None else bool(value)
+
+
+def _score_row(score: ScoreRow, now: str, run_id: int | None) -> dict[str, Any]:
+    return {"scored_at": now, "run_id": run_id, **score._asdict(), "in_history": int(score.in_history)}
+
+
+def _drift_check_row(check: DriftCheckRow, now: str, run_id: int | None) -> dict[str, Any]:
+    return {
+        "checked_at": now,
+        "run_id": run_id,
+        **check._asdict(),
+        "drift": _flag(check.drift),
+        "raw_drift": _flag(check.raw_drift),
+        "files": json.dumps(list(check.files)),
+        "decision": json.dumps(check.decision),
+    }
+
+
 def _decode_drift_check(row: dict[str, Any]) -> dict[str, Any]:
-    """A drift_checks row with ``drift`` as a bool and ``files`` as a list."""
-    return {**row, "drift": bool(row["drift"]), "files": json.loads(row["files"])}
+    """A drift_checks row with ``drift`` and ``raw_drift`` as bools (or None), ``files`` as a list and
+    ``decision`` decoded (None for checks made before v3)."""
+    decision = row.get("decision")
+    return {
+        **row,
+        "drift": _unflag(row["drift"]),
+        "raw_drift": _unflag(row.get("raw_drift")),
+        "files": json.loads(row["files"]),
+        "decision": json.loads(decision) if decision else None,
+    }
 
 
 def _split_sql(script: str) -> Iterator[str]:
