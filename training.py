@@ -24,9 +24,12 @@ from risk.clock import utc_now
 from risk.config import Settings
 from risk.datadrift import DriftConfig, build_reference
 from risk.datasets import read_training_data
+from risk.drift import ConfusionCounts
+from risk.evaluation import out_of_fold_counts
 from risk.files import sha256_file
 from risk.model import build_model
 from risk.modelfiles import save_model, write_reference
+from risk.risklist import typical_client
 from risk.schema import FEATURES, TARGET, feature_arrays
 
 log = logging.getLogger("training")
@@ -39,15 +42,27 @@ def training_reference(model: Pipeline, frame: pd.DataFrame, settings: Settings)
     return build_reference(features, frame[TARGET].to_numpy(), predictions, DriftConfig.from_settings(settings))
 
 
-def train_model(settings: Settings) -> dict[str, Any]:
-    """Fit on ``finaldata.csv``; save ``trainedmodel.pkl``, ``trainedmodel.json`` and the data drift reference.
+def reference_counts(settings: Settings, frame: pd.DataFrame) -> ConfusionCounts | None:
+    """How the model configuration does on rows it did not train on: out-of-fold confusion counts on ``frame``
+    (risk/evaluation.py), the reference the ``significant`` drift rule compares new rows with; None (with a
+    warning) when a class has too few rows to hold any out."""
+    try:
+        return out_of_fold_counts(lambda: build_model(settings.model), frame[list(FEATURES)], frame[TARGET])
+    except ValueError as err:
+        log.warning("no out-of-fold reference for this model (%s); the significant drift rule needs one", err)
+        return None
 
-    Returns the metadata.
+
+def train_model(settings: Settings, frame: pd.DataFrame | None = None, rows_label: str = "") -> dict[str, Any]:
+    """Fit on ``finaldata.csv`` (or on ``frame``, some of its rows: ``rows_label`` says which); save
+    ``trainedmodel.pkl``, ``trainedmodel.json`` (with the reference counts and the typical client) and the data
+    drift reference. Returns the metadata.
     """
     data_path = settings.output_folder_path / FINAL_DATA_NAME
-    frame = read_training_data(settings)
+    frame = read_training_data(settings) if frame is None else frame
     model = build_model(settings.model)
     model.fit(frame[list(FEATURES)], frame[TARGET])
+    counts = reference_counts(settings, frame)
     reference = write_reference(settings.output_model_path, training_reference(model, frame, settings))
     metadata = {
         "trained_at": utc_now(),
@@ -57,7 +72,11 @@ def train_model(settings: Settings) -> dict[str, Any]:
         "training_data": str(data_path),
         "training_data_sha256": sha256_file(data_path),
         "training_rows": len(frame),
+        "training_rows_label": rows_label or "all ingested rows",
         "positive_rate": float(frame[TARGET].mean()),
+        "reference_counts": counts.as_json() if counts else None,  # out-of-fold: the significant rule's reference
+        "reference_f1": counts.f1 if counts else None,
+        "typical_client": typical_client(frame).as_json(),  # what the risk list's reasons compare with
         "features": list(FEATURES),
         "target": TARGET,
         "hyperparameters": settings.model.as_config(),
@@ -65,9 +84,11 @@ def train_model(settings: Settings) -> dict[str, Any]:
     }
     metadata = save_model(model, metadata, settings.output_model_path)
     log.info(
-        "trained on %d rows of %s; saved %s (sha256 %s...) and %s",
+        "trained on %d rows (%s) of %s, out-of-fold F1 %s; saved %s (sha256 %s...) and %s",
         len(frame),
+        rows_label or "all",
         data_path,
+        "undefined" if counts is None or counts.f1 is None else f"{counts.f1:.4f}",
         settings.output_model_path / MODEL_NAME,
         metadata["model_sha256"][:12],
         REFERENCE_NAME,

@@ -17,6 +17,16 @@ EXIT_BUSY = 75  # EX_TEMPFAIL: another run holds the lock, nothing was done (the
 EXIT_BAD_INPUT = 2
 
 
+def python_command(project_dir: Path) -> str:
+    """The interpreter running now, as a hint to type: relative to the project folder when inside it (a fresh
+    clone's bare ``python`` has no pandas; ``.venv/bin/python`` does)."""
+    executable = Path(sys.executable)
+    try:
+        return str(executable.relative_to(project_dir))
+    except ValueError:
+        return str(executable)
+
+
 def make_parser(description: str) -> argparse.ArgumentParser:
     """The argument parser every script starts from: ``--config``, ``--quiet`` and ``--verbose``."""
     parser = argparse.ArgumentParser(description=description)

@@ -17,9 +17,10 @@ so people can see where the two disagree.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -233,8 +234,9 @@ def _compared(drift: bool, new_f1: float, what: str, threshold: float) -> str:
     return f"{'drift' if drift else 'no drift'}: new F1 {new_f1:.4f} {relation} {what} {threshold:.4f}"
 
 
-def raw_verdict(new_f1: float, deployed_score: float, history_size: int = 0, prefix: str = "",
-                rule: str = DriftRule.RAW.value) -> RuleVerdict:
+def raw_verdict(
+    new_f1: float, deployed_score: float, history_size: int = 0, prefix: str = "", rule: str = DriftRule.RAW.value
+) -> RuleVerdict:
     """The course rule: drift when the new F1 is below the deployed model's test score (``latestscore.txt``)."""
     drift = new_f1 < deployed_score
     reason = prefix + _compared(drift, new_f1, "deployed score", deployed_score)
@@ -245,8 +247,9 @@ def _fallback_prefix(rule: DriftRule, history: Sequence[float], min_history: int
     return f"{rule.value} needs {min_history} past scores, has {len(history)}: used raw; "
 
 
-def parametric_verdict(new_f1: float, deployed_score: float, history: Sequence[float],
-                       min_history: int = DEFAULT_MIN_HISTORY) -> RuleVerdict:
+def parametric_verdict(
+    new_f1: float, deployed_score: float, history: Sequence[float], min_history: int = DEFAULT_MIN_HISTORY
+) -> RuleVerdict:
     """The course's parametric rule: drift when the new F1 is below mean - 2 std of past scores (``np.std``)."""
     if len(history) < min_history:
         prefix = _fallback_prefix(DriftRule.PARAMETRIC, history, min_history)
@@ -260,8 +263,9 @@ def parametric_verdict(new_f1: float, deployed_score: float, history: Sequence[f
     return RuleVerdict(DriftRule.PARAMETRIC.value, drift, new_f1, threshold, None, len(scores), reason)
 
 
-def nonparametric_verdict(new_f1: float, deployed_score: float, history: Sequence[float],
-                          min_history: int = DEFAULT_MIN_HISTORY) -> RuleVerdict:
+def nonparametric_verdict(
+    new_f1: float, deployed_score: float, history: Sequence[float], min_history: int = DEFAULT_MIN_HISTORY
+) -> RuleVerdict:
     """The course's non-parametric rule: drift when the new F1 is below Q1 - 1.5 IQR of past scores."""
     if len(history) < min_history:
         prefix = _fallback_prefix(DriftRule.NONPARAMETRIC, history, min_history)
@@ -286,8 +290,9 @@ def f1_of_counts(counts: np.ndarray) -> np.ndarray:
         return np.where(denominator > 0, 2 * tp / np.where(denominator > 0, denominator, 1), np.nan)
 
 
-def drop_p_value(batch: ConfusionCounts, reference: ConfusionCounts, draws: int = DEFAULT_DRAWS,
-                 seed: int = DEFAULT_SEED) -> float:
+def drop_p_value(
+    batch: ConfusionCounts, reference: ConfusionCounts, draws: int = DEFAULT_DRAWS, seed: int = DEFAULT_SEED
+) -> float:
     """One-sided p-value for "the batch F1 is below the reference F1", both counts being samples.
 
     A parametric bootstrap under the null hypothesis: both count vectors are redrawn, at their own sizes, from
@@ -308,9 +313,14 @@ def drop_p_value(batch: ConfusionCounts, reference: ConfusionCounts, draws: int 
     return (1 + hits) / (1 + draws)
 
 
-def significant_verdict(batch: ConfusionCounts, reference: ConfusionCounts, history_size: int = 0,
-                        alpha: float = DEFAULT_ALPHA, draws: int = DEFAULT_DRAWS,
-                        seed: int = DEFAULT_SEED) -> RuleVerdict:
+def significant_verdict(
+    batch: ConfusionCounts,
+    reference: ConfusionCounts,
+    history_size: int = 0,
+    alpha: float = DEFAULT_ALPHA,
+    draws: int = DEFAULT_DRAWS,
+    seed: int = DEFAULT_SEED,
+) -> RuleVerdict:
     """Drift when the batch F1 is significantly below the reference F1 (one-sided, at ``alpha``)."""
     new_f1, reference_f1 = batch.f1, reference.f1
     if new_f1 is None or reference_f1 is None:
@@ -321,8 +331,10 @@ def significant_verdict(batch: ConfusionCounts, reference: ConfusionCounts, hist
     if drift:
         reason = f"drift: new F1 {new_f1:.4f} is significantly below {against}: p {p_value:.4f} <= alpha {alpha:g}"
     elif new_f1 < reference_f1:
-        reason = (f"no drift: new F1 {new_f1:.4f} is below {against}, but not significantly: "
-                  f"p {p_value:.4f} > alpha {alpha:g}")
+        reason = (
+            f"no drift: new F1 {new_f1:.4f} is below {against}, but not significantly: "
+            f"p {p_value:.4f} > alpha {alpha:g}"
+        )
     else:
         reason = f"no drift: new F1 {new_f1:.4f} is not below {against}"
     return RuleVerdict(DriftRule.SIGNIFICANT.value, drift, new_f1, reference_f1, p_value, history_size, reason)
@@ -342,8 +354,10 @@ def parse_rule(rule: DriftRule | str) -> DriftRule:
 def _evidence_shortfall(batch: ConfusionCounts, min_rows: int, min_positives: int) -> str | None:
     if batch.rows >= min_rows and batch.positives >= min_positives:
         return None
-    return (f"carried over: {batch.rows} new labelled rows with {batch.positives} positives; "
-            f"{min_rows} rows and {min_positives} positives needed")
+    return (
+        f"carried over: {batch.rows} new labelled rows with {batch.positives} positives; "
+        f"{min_rows} rows and {min_positives} positives needed"
+    )
 
 
 def decide(
@@ -388,8 +402,17 @@ def decide(
     return DriftDecision(chosen.value, verdict, raw, batch, reference, min_rows, min_positives, False, verdict.reason)
 
 
-def _verdict(rule: DriftRule, batch: ConfusionCounts, deployed_score: float, reference: ConfusionCounts | None,
-             history: Sequence[float], alpha: float, min_history: int, draws: int, seed: int) -> RuleVerdict:
+def _verdict(
+    rule: DriftRule,
+    batch: ConfusionCounts,
+    deployed_score: float,
+    reference: ConfusionCounts | None,
+    history: Sequence[float],
+    alpha: float,
+    min_history: int,
+    draws: int,
+    seed: int,
+) -> RuleVerdict:
     new_f1 = batch.f1
     assert new_f1 is not None  # decide() carries undefined batches over before asking a rule
     if rule is DriftRule.SIGNIFICANT:

@@ -375,14 +375,20 @@ class RecordsStore:
             for check in drift_checks:
                 _insert(conn, "drift_checks", _drift_check_row(check, now, run_id))
 
+    def unfinished_runs(self) -> int:
+        """Runs that started and never finished: with the run lock held, runs that were killed."""
+        return self._conn.execute("SELECT COUNT(*) FROM runs WHERE finished_at IS NULL").fetchone()[0]
+
     def mark_interrupted_runs(self, current_run: int | None = None) -> list[int]:
         """Runs that started and never finished (killed) get the outcome ``interrupted``; returns their ids."""
         with self.transaction() as conn:
-            ids = [row[0] for row in conn.execute(
-                "SELECT id FROM runs WHERE finished_at IS NULL AND outcome IS NULL AND id IS NOT ?", (current_run,)
-            )]
+            ids = [
+                row[0]
+                for row in conn.execute("SELECT id FROM runs WHERE finished_at IS NULL AND id IS NOT ?", (current_run,))
+            ]
             conn.executemany(
-                "UPDATE runs SET outcome = 'interrupted', summary = COALESCE(summary, '') || ? WHERE id = ?",
+                "UPDATE runs SET outcome = 'interrupted', finished_at = started_at, "
+                "summary = COALESCE(summary, '') || ? WHERE id = ?",
                 [("killed before it finished; recorded by a later run", run_id) for run_id in ids],
             )
         return ids
@@ -499,9 +505,16 @@ class RecordsStore:
 
     # --- rows known by content ---
 
-    def decided_row_hashes(self) -> list[int]:
-        """The content hashes (risk/rows.py) of every row a completed run has decided on or trained on."""
-        return [row[0] for row in self._conn.execute("SELECT row_hash FROM decided_rows")]
+    def decided_rows(self) -> list[tuple[int, int | None]]:
+        """(content hash, run) of every row a completed run has decided on or trained on (risk/rows.py)."""
+        return [(row[0], row[1]) for row in self._conn.execute("SELECT row_hash, run_id FROM decided_rows")]
+
+    def last_deploying_run(self) -> int | None:
+        """The newest run whose outcome was a deployment (its decided rows are the current model's own)."""
+        row = self._conn.execute(
+            "SELECT MAX(id) FROM runs WHERE outcome IN ('deployed', 'deployed with errors')"
+        ).fetchone()
+        return row[0]
 
     # --- risk lists ---
 
@@ -673,8 +686,16 @@ def _drift_check_row(check: DriftCheckRow, now: str, run_id: int | None) -> dict
         "drift": _flag(check.drift),
         "raw_drift": _flag(check.raw_drift),
         "files": json.dumps(list(check.files)),
-        "decision": json.dumps(check.decision),
+        "decision": json.dumps(check.decision, default=_plain_json),
     }
+
+
+def _plain_json(value: Any) -> Any:
+    """numpy scalars (a bool or a float64 from a computation) as the plain values JSON knows."""
+    item = getattr(value, "item", None)
+    if callable(item):
+        return item()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _decode_drift_check(row: dict[str, Any]) -> dict[str, Any]:

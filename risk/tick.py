@@ -25,10 +25,11 @@ class Tick(NamedTuple):
     files: list[DataFile]
     fresh: list[DataFile]
     deployed_version: str | None
+    repair: bool  # a run was killed before it finished: its diagnostics and reports must be redone
 
     @property
     def nothing_new(self) -> bool:
-        return not self.fresh and self.deployed_version is not None
+        return not self.fresh and self.deployed_version is not None and not self.repair
 
 
 def look(settings: Settings, store: RecordsStore) -> Tick:
@@ -40,7 +41,7 @@ def look(settings: Settings, store: RecordsStore) -> Tick:
             "create it or fix the path"
         )
     files = scan_folder(folder, store)
-    tick = Tick(files, new_files(files, store), current_version(settings))
+    tick = Tick(files, new_files(files, store), current_version(settings), store.unfinished_runs() > 0)
     if not files and tick.deployed_version is None:
         raise UserFacingError(f"no data files in {folder} and no model deployed; add data")
     return tick

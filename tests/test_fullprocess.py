@@ -1,5 +1,7 @@
-"""The cron job end to end: bootstrap, the no-op tick, the course scenario, drift and no drift, the three drift
-tests with hand-checked numbers, failures, concurrency and rejected files. Scripts run as real subprocesses."""
+"""The cron job end to end, with the course data: bootstrap, the no-op tick, the course scenario under the course's
+raw rule and under the default, drift and no drift, the course's statistical rules on hand-checked numbers,
+undefined F1, failures, concurrency and rejected files. Scripts run as real subprocesses (see also
+tests/test_drift_runs.py for the drift decisions on synthetic data)."""
 
 from __future__ import annotations
 
@@ -9,13 +11,14 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from fullprocess import drift_decision
 from risk.deployed import load_deployed_model
 from risk.lock import run_lock
 from risk.schema import FEATURES
+from risk.store import ScoreRow
 from risk.versions import current_version, versions_dir
 from scoring import f1_on_frame
 from tests.support import COLUMNS, REPO, Project
@@ -69,52 +72,6 @@ def only_new_source(project: Project, path: Path) -> None:
             other.unlink()
 
 
-# --- the drift tests, checked by hand ---
-
-
-@pytest.mark.parametrize(
-    ("new", "deployed", "drift"),
-    [(0.5, 0.6, True), (0.6, 0.6, False), (0.9, 0.6, False)],
-)
-def test_raw_rule_is_drift_only_when_lower_than_the_deployed_score(new: float, deployed: float, drift: bool) -> None:
-    decision = drift_decision("raw", new, deployed, history=[0.1, 0.2, 0.3])
-    assert decision.drift is drift and decision.threshold == deployed and decision.test == "raw"
-
-
-@pytest.mark.parametrize(("new", "drift"), [(0.49, True), (0.5, False), (0.51, False), (0.99, False)])
-def test_parametric_is_two_standard_deviations_below_the_mean(new: float, drift: bool) -> None:
-    # history 0.6, 0.7, 0.8: mean 0.7, sample stdev sqrt((0.01 + 0 + 0.01) / 2) = 0.1, threshold 0.7 - 0.2 = 0.5
-    decision = drift_decision("parametric", new, 0.9, history=[0.6, 0.7, 0.8])
-    assert decision.threshold == pytest.approx(0.5)
-    assert decision.drift is drift
-    assert "mean 0.7000 - 2 x stdev 0.1000 = 0.5000 of 3 past scores" in decision.reason
-
-
-@pytest.mark.parametrize(("new", "drift"), [(0.29, True), (0.31, False), (0.95, False)])
-def test_nonparametric_is_below_q1_minus_one_and_a_half_iqr(new: float, drift: bool) -> None:
-    # history 0.5 .. 0.9: Q1 0.6, Q3 0.8 (linear interpolation), IQR 0.2, threshold 0.6 - 0.3 = 0.3
-    decision = drift_decision("nonparametric", new, 0.9, history=[0.9, 0.5, 0.7, 0.6, 0.8])
-    assert decision.threshold == pytest.approx(0.3)
-    assert decision.drift is drift
-
-
-def test_nonparametric_quartiles_interpolate_like_numpy() -> None:
-    # history 0.2, 0.4, 0.9, 1.0: Q1 at position 0.75 = 0.35, Q3 at 2.25 = 0.925, IQR 0.575, threshold -0.5125
-    decision = drift_decision("nonparametric", 0.0, 1.0, history=[0.2, 0.4, 0.9, 1.0])
-    assert decision.threshold == pytest.approx(-0.5125)
-    assert decision.drift is False  # a wide history tolerates even F1 = 0
-
-
-@pytest.mark.parametrize("test", ["parametric", "nonparametric"])
-def test_statistical_tests_fall_back_to_raw_with_too_little_history(test: str) -> None:
-    decision = drift_decision(test, 0.5, 0.6, history=[0.7, 0.8])
-    assert decision.drift is True and decision.threshold == 0.6
-    assert f"{test} test needs 3 past scores, have 2: used raw" in decision.reason
-
-
-# --- end to end ---
-
-
 @pytest.mark.slow
 def test_fresh_project_bootstraps_every_course_artifact_and_a_second_tick_changes_nothing(project: Project) -> None:
     result = project.run("fullprocess.py")
@@ -136,7 +93,8 @@ def test_fresh_project_bootstraps_every_course_artifact_and_a_second_tick_change
     assert "nothing deployed yet: bootstrapping" in result.stderr
     assert "summary: deployed" in result.stderr
     assert "summary: deployed" in (project.root / "logs" / "fullprocess.log").read_text()
-    assert "no API answers at http://127.0.0.1:" in result.stderr and "python app.py" in result.stderr
+    assert "no API answers at http://127.0.0.1:" in result.stderr
+    assert f"{sys.executable} app.py --config" in result.stderr  # the interpreter that runs, not a bare python
 
     before = fingerprint(project.root)
     again = project.run("fullprocess.py")
@@ -156,11 +114,12 @@ def test_course_scenario_practice_model_then_sourcedata_under_the_raw_rule(deplo
     expected = f1_on_frame(deployed.model, batch)
     assert expected == pytest.approx(0.6923, abs=1e-4) and deployed.score == pytest.approx(4 / 7)
 
+    deployed_project.edit_config(drift_test="raw")
     result = deployed_project.run("fullprocess.py")
 
     assert (
-        "drift check (raw) of v0001 on 26 new rows: no drift: new F1 0.6923 is not below deployed score 0.5714"
-        in result.stderr
+        "v0001 on 26 new rows from dataset3.csv, dataset4.csv: drift check (raw): no drift: new F1 0.6923 is not "
+        "below deployed score 0.5714" in result.stderr
     )
     assert current_version(settings) == "v0001"
     assert not (deployed_project.root / "models" / "trainedmodel.pkl").exists()  # no retrain
@@ -168,19 +127,42 @@ def test_course_scenario_practice_model_then_sourcedata_under_the_raw_rule(deplo
         check = store.drift_checks()[0]
         assert check["drift"] is False and check["test"] == "raw" and check["files"] == ["dataset3.csv", "dataset4.csv"]
         assert check["new_score"] == pytest.approx(expected) and check["deployed_score"] == pytest.approx(4 / 7)
+        assert check["next_step"] == "no drift" and check["rows"] == 26 and check["positives"] == 13
         assert store.scores()[0]["kind"] == "batch" and store.scores()[0]["model_version"] == "v0001"
     assert "nothing to do" in deployed_project.run("fullprocess.py").stderr
 
 
 @pytest.mark.slow
-def test_a_drifting_batch_triggers_retrain_and_redeploy(deployed_project: Project) -> None:
+def test_course_scenario_under_the_default_rule_carries_the_26_rows_over_and_shows_the_course_verdict(
+    deployed_project: Project,
+) -> None:
+    result = deployed_project.run("fullprocess.py")
+    assert (
+        "drift check (significant): carried over: 26 new labelled rows with 13 positives; 100 rows and 10 positives "
+        "needed; course rule raw: no drift: new F1 0.6923 is not below deployed score 0.5714" in result.stderr
+    )
+    assert current_version(deployed_project.settings()) == "v0001"
+    with deployed_project.store() as store:
+        check = store.drift_checks()[0]
+        assert check["next_step"] == "carried over" and check["drift"] is None and check["raw_drift"] is False
+        assert store.scores(10) == [] or all(s["kind"] == "test" for s in store.scores(10))
+        assert store.runs()[0]["outcome"] == "carried over"
+
+
+@pytest.mark.slow
+def test_a_drifting_batch_triggers_retrain_and_the_gate_deploys_the_better_model(deployed_project: Project) -> None:
+    deployed_project.edit_config(drift_test="raw")
     only_new_source(deployed_project, labelled_batch(deployed_project, "contradicting.csv", agree=False))
     result = deployed_project.run("fullprocess.py")
 
     assert "no drift" not in result.stderr and "new F1 0.0000 is below deployed score 0.5714" in result.stderr
+    assert "challenger gate: deploy" in result.stderr
     settings = deployed_project.settings()
     assert current_version(settings) == "v0002"
     assert load_deployed_model(settings).ingested_files == ["contradicting.csv"]
+    with deployed_project.store() as store:
+        assert store.drift_checks()[0]["next_step"] == "challenger deployed"
+        assert store.drift_checks()[0]["decision"]["gate"]["chosen"] is not None
     for artifact in COURSE_ARTIFACTS:
         assert (deployed_project.root / artifact).is_file(), artifact
     with deployed_project.store() as store:
@@ -192,6 +174,7 @@ def test_a_drifting_batch_triggers_retrain_and_redeploy(deployed_project: Projec
 
 @pytest.mark.slow
 def test_a_stable_batch_does_not_redeploy_and_is_not_new_next_tick(deployed_project: Project) -> None:
+    deployed_project.edit_config(drift_test="raw")
     only_new_source(deployed_project, labelled_batch(deployed_project, "agreeing.csv", agree=True))
     result = deployed_project.run("fullprocess.py")
     assert "new F1 1.0000 is not below deployed score 0.5714" in result.stderr
@@ -205,11 +188,12 @@ def test_drift_test_is_chosen_in_config(deployed_project: Project) -> None:
     only_new_source(deployed_project, labelled_batch(deployed_project, "agreeing.csv", agree=True))
     result = deployed_project.run("fullprocess.py")
     assert "drift check (parametric)" in result.stderr
-    assert "parametric test needs 3 past scores, have 1: used raw" in result.stderr
+    assert "parametric needs 10 past scores, has 0: used raw" in result.stderr
 
 
 @pytest.mark.slow
 def test_a_failed_run_leaves_production_alone_and_the_next_run_retries(deployed_project: Project) -> None:
+    deployed_project.edit_config(drift_test="raw")
     only_new_source(deployed_project, labelled_batch(deployed_project, "contradicting.csv", agree=False))
     test_file = deployed_project.root / "testdata" / "testdata.csv"
     good_test_data = test_file.read_text()
@@ -220,11 +204,17 @@ def test_a_failed_run_leaves_production_alone_and_the_next_run_retries(deployed_
     assert failed.returncode != 0 and "testdata.csv is missing column(s)" in failed.stderr
     assert fingerprint(deployed_project.root / "production_deployment") == before
     with deployed_project.store() as store:
-        assert store.runs()[0]["outcome"] == "failed"
+        assert store.runs()[0]["outcome"] == "bad input"  # exit 2: the test file is the user's to fix
+        assert [s["kind"] for s in store.scores()] == ["test"], "a failed run records no batch score"
+        assert store.drift_checks() == [] and len(store.decided_rows()) == 26, "only the practice rows are decided"
 
     test_file.write_text(good_test_data)
     retried = deployed_project.run("fullprocess.py")
     assert "1 new file(s)" in retried.stderr and current_version(deployed_project.settings()) == "v0002"
+    with deployed_project.store() as store:
+        batch_scores = [s for s in store.scores() if s["kind"] == "batch"]
+        assert len(batch_scores) == 1, "the retried batch is scored once"
+        assert batch_scores[0]["in_history"] == 0, "a drifting batch's own score stays out of the history"
 
 
 @pytest.mark.slow
@@ -255,30 +245,47 @@ def test_a_second_run_started_during_a_first_exits_0_and_only_the_first_deploys(
         assert len(store.runs()) == 1
 
 
+PAST_SCORES = [0.5, 0.6, 0.7, 0.55, 0.65, 0.6, 0.7, 0.5, 0.6, 0.65]  # ten batch scores of v0001
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("test", ["parametric", "nonparametric"])
-def test_the_statistical_drift_tests_decide_on_the_score_history(deployed_project: Project, test: str) -> None:
-    """With a history of scores (the practice model's 4/7 plus three earlier checks), the configured test sets
-    the threshold: a batch the model gets all wrong (F1 0) is far below it, so the model is retrained."""
+def test_the_course_statistical_rules_decide_on_the_current_models_batch_scores(
+    deployed_project: Project, test: str
+) -> None:
+    """With ten past batch scores of v0001 (and scores that must not count: another version's, a drifting
+    batch's, a test score), the rule sets its threshold by the course's formula on those ten alone."""
     with deployed_project.store() as store:
-        for f1 in (0.5, 0.6, 0.7):
-            store.record_score("batch", f1, 10, "earlier.csv")
+        rows = [ScoreRow("batch", f1, 10, "earlier.csv", None, "v0001") for f1 in PAST_SCORES]
+        rows += [
+            ScoreRow("batch", 0.99, 10, "other.csv", None, "v0000"),
+            ScoreRow("batch", 0.01, 10, "drifting.csv", None, "v0001", in_history=False),
+        ]
+        run_id = store.start_run("earlier")
+        store.finish_run(run_id, "no drift", "seeded", scores=rows)
+        store.record_score("test", 0.95, 5, "testdata.csv", None, "v0001")
     deployed_project.edit_config(drift_test=test)
     only_new_source(deployed_project, labelled_batch(deployed_project, "contradicting.csv", agree=False))
 
     result = deployed_project.run("fullprocess.py")
-    assert f"drift check ({test}) of v0001 on 40 new rows: drift: new F1 0.0000 is below" in result.stderr
-    assert "of 4 past scores" in result.stderr and "used raw" not in result.stderr
+    history = np.array(PAST_SCORES)
+    if test == "parametric":
+        threshold = history.mean() - 2 * np.std(history)  # numpy's default std (ddof 0), as the course
+    else:
+        q1, q3 = np.quantile(history, [0.25, 0.75])
+        threshold = q1 - 1.5 * (q3 - q1)
+    assert f"drift check ({test}): drift: new F1 0.0000 is below" in result.stderr
+    assert f"{threshold:.4f}" in result.stderr and "of 10 past scores" in result.stderr
+    assert "used raw" not in result.stderr
     with deployed_project.store() as store:
         check = store.drift_checks()[0]
-    assert check["test"] == test and check["history_size"] == 4 and check["drift"] is True
-    expected = drift_decision(test, 0.0, 4 / 7, [4 / 7, 0.5, 0.6, 0.7]).threshold
-    assert check["threshold"] == pytest.approx(expected)
-    assert current_version(deployed_project.settings()) == "v0002"
+    assert check["test"] == test and check["history_size"] == 10 and check["drift"] is True
+    assert check["threshold"] == pytest.approx(threshold)
 
 
 @pytest.mark.slow
 def test_a_bad_new_file_is_rejected_by_name_and_good_ones_still_checked(deployed_project: Project) -> None:
+    deployed_project.edit_config(drift_test="raw")
     stable = labelled_batch(deployed_project, "agreeing.csv", agree=True)
     only_new_source(deployed_project, stable)
     bad = deployed_project.root / "sourcedata" / "broken.csv"
@@ -286,26 +293,40 @@ def test_a_bad_new_file_is_rejected_by_name_and_good_ones_still_checked(deployed
 
     result = deployed_project.run("fullprocess.py")
     assert "rejected broken.csv is not comma-separated (its header uses semicolons" in result.stderr
-    assert "new: agreeing.csv; rejected: broken.csv" in result.stderr
-    assert "drift check (raw) of v0001 on 40 new rows" in result.stderr
+    assert "v0001 on 40 new rows from agreeing.csv: drift check (raw)" in result.stderr
     again = deployed_project.run("fullprocess.py")
     assert "nothing to do" in again.stderr  # the rejected file is not retried until it changes
 
 
 @pytest.mark.slow
-def test_a_batch_without_any_exit_is_not_called_drift(deployed_project: Project) -> None:
-    """F1 is undefined when no row has exited=1: scoring it as 0 would redeploy on perfectly predicted data."""
-    path = labelled_batch(deployed_project, "stayers.csv", agree=True)
+def test_a_batch_without_any_exit_has_f1_zero_when_the_model_predicted_exits(deployed_project: Project) -> None:
+    """F1 is undefined only when TP + FP + FN = 0: 38 rows all predicted to exit, none did, is F1 0, decided."""
+    deployed_project.edit_config(drift_test="raw")
+    path = labelled_batch(deployed_project, "stayers.csv", agree=True, rows=200)
     frame = pd.read_csv(path)
-    frame["exited"] = 0
-    frame.to_csv(path, index=False)
+    predicted_exits = frame[frame["exited"] == 1].head(38).assign(exited=0)
+    predicted_exits.to_csv(path, index=False)
     only_new_source(deployed_project, path)
 
     result = deployed_project.run("fullprocess.py")
-    assert "skipped: none of the 40 new rows has exited=1, so F1 is undefined" in result.stderr
-    assert current_version(deployed_project.settings()) == "v0001"
+    assert "v0001 on 38 new rows from stayers.csv: drift check (raw): drift: new F1 0.0000 is below" in result.stderr
     with deployed_project.store() as store:
-        assert store.drift_checks() == [] and store.runs()[0]["outcome"] == "no drift"
+        check = store.drift_checks()[0]
+        assert check["new_score"] == 0.0 and check["rows"] == 38 and check["positives"] == 0
+
+
+@pytest.mark.slow
+def test_f1_is_undefined_only_without_any_positive_and_then_the_rows_are_carried_over(
+    deployed_project: Project,
+) -> None:
+    deployed_project.edit_config(drift_test="raw")
+    path = labelled_batch(deployed_project, "quiet.csv", agree=True, rows=200)
+    frame = pd.read_csv(path)
+    frame[frame["exited"] == 0].head(30).to_csv(path, index=False)  # predicted to stay, and stayed
+    only_new_source(deployed_project, path)
+    result = deployed_project.run("fullprocess.py")
+    assert "carried over: F1 is undefined on 30 new labelled rows" in result.stderr
+    assert current_version(deployed_project.settings()) == "v0001"
 
 
 @pytest.mark.slow
@@ -315,6 +336,6 @@ def test_an_unreadable_file_is_skipped_with_a_warning_and_the_rest_still_checked
 
     result = deployed_project.run("fullprocess.py")
     assert "skipped" in result.stderr and "unreadable.csv: cannot read it" in result.stderr
-    assert "drift check (raw) of v0001 on 40 new rows" in result.stderr
+    assert "v0001 on 40 new rows from agreeing.csv: drift check" in result.stderr
     again = deployed_project.run("fullprocess.py")
     assert "unreadable.csv: cannot read it" in again.stderr  # retried (and warned about) every run until fixed
