@@ -14,12 +14,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from risk.artifacts import INGESTED_FILES_NAME, METADATA_NAME, MODEL_NAME, REFERENCE_NAME, SCORE_NAME
+from risk.artifacts import FINAL_DATA_NAME, INGESTED_FILES_NAME, METADATA_NAME, MODEL_NAME, REFERENCE_NAME, SCORE_NAME
 from risk.cli import make_parser, run_script
 from risk.config import Settings
 from risk.errors import UserFacingError
 from risk.files import sha256_file
 from risk.modelfiles import ModelIntegrityError, read_metadata, read_score, reference_path
+from risk.datasets import read_final_data
+from risk.rows import row_hashes
 from risk.store import RecordsStore
 from risk.versions import (
     abandon,
@@ -131,6 +133,7 @@ def store_model_into_pickle(settings: Settings, store: RecordsStore) -> str:
     write_version(settings, version, _sources(settings), f1, metadata)
     switch_current(settings, version)
     store.record_deployment("deploy", version, previous, f1, metadata["model_sha256"])
+    remember_training_rows(settings, store, metadata)
     log.info(
         "deployed %s (F1 %.4f, model sha256 %s...), previous %s",
         version,
@@ -139,6 +142,16 @@ def store_model_into_pickle(settings: Settings, store: RecordsStore) -> str:
         previous or "none",
     )
     return version
+
+
+def remember_training_rows(settings: Settings, store: RecordsStore, metadata: dict[str, Any]) -> None:
+    """Record the deployed model's training rows as decided (risk/rows.py), so no drift check ever scores a model on
+    the rows it learnt from, however it was deployed (by fullprocess.py or by hand)."""
+    data = settings.output_folder_path / FINAL_DATA_NAME
+    if not data.exists() or sha256_file(data) != metadata.get("training_data_sha256"):
+        log.warning("%s changed since the model was trained; its training rows are not recorded", data)
+        return
+    store.mark_rows_decided(row_hashes(read_final_data(settings)))
 
 
 def rollback(settings: Settings, store: RecordsStore, to: str | None = None) -> str:

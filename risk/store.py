@@ -148,7 +148,6 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE drift_checks_v3 (
         id INTEGER PRIMARY KEY,
         checked_at TEXT NOT NULL,
-        run_id INTEGER REFERENCES runs(id),
         test TEXT NOT NULL,
         deployed_version TEXT,
         deployed_score REAL,
@@ -156,12 +155,13 @@ MIGRATIONS: tuple[str, ...] = (
         threshold REAL,
         history_size INTEGER NOT NULL DEFAULT 0,
         drift INTEGER,
+        reason TEXT NOT NULL,
+        files TEXT NOT NULL,
+        run_id INTEGER REFERENCES runs(id),
         raw_drift INTEGER,
         rows INTEGER,
         positives INTEGER,
         next_step TEXT,
-        reason TEXT NOT NULL,
-        files TEXT NOT NULL,
         decision TEXT
     );
     INSERT INTO drift_checks_v3 (id, checked_at, test, deployed_version, deployed_score, new_score, threshold,
@@ -508,6 +508,12 @@ class RecordsStore:
     def decided_rows(self) -> list[tuple[int, int | None]]:
         """(content hash, run) of every row a completed run has decided on or trained on (risk/rows.py)."""
         return [(row[0], row[1]) for row in self._conn.execute("SELECT row_hash, run_id FROM decided_rows")]
+
+    def mark_rows_decided(self, hashes: Iterable[int]) -> None:
+        """Record rows as decided outside a pipeline run (the rows a model deployed by hand was trained on)."""
+        with self.transaction() as conn:
+            conn.executemany("INSERT OR IGNORE INTO decided_rows (row_hash, run_id) VALUES (?, NULL)",
+                             ((int(row_hash),) for row_hash in hashes))
 
     def last_deploying_run(self) -> int | None:
         """The newest run whose outcome was a deployment (its decided rows are the current model's own)."""

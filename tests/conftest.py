@@ -34,15 +34,18 @@ def deployed_project(deployed_template: Project, tmp_path: Path) -> Project:
 def history_project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     """A project with some history (built once; copy it before changing anything).
 
-    Practice run deploys v0001; ``sourcedata`` is checked (the raw rule keeps v0001); a batch with flipped
-    labels drifts, so v0002 is trained and deployed (with diagnostics and the reports).
+    Practice run deploys v0001; ``sourcedata`` is checked (the course's raw rule keeps v0001); a batch with
+    flipped labels drifts, but 11 rows cannot show a retrained model is better, so the challenger is rejected;
+    an operator's ``--force`` then deploys v0002 (with diagnostics and the reports).
     """
     project = make_project(tmp_path_factory.mktemp("history") / "project")
     project.run("fullprocess.py", config=project.practice_config)
+    project.edit_config(drift_test="raw")
     project.run("fullprocess.py")
     project.write_data("sourcedata", "dataset5.csv", flipped_rows(project.root / "sourcedata" / "dataset3.csv", "flip"))
     project.run("fullprocess.py")
+    project.run("fullprocess.py", "--force")
     with project.store() as store:
         versions = [row["version"] for row in store.deployments()]
-    assert versions == ["v0002", "v0001"], f"the flipped batch should have redeployed; deployments: {versions}"
+    assert versions == ["v0002", "v0001"], f"--force should have redeployed; deployments: {versions}"
     return project

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from risk.files import sha256_file
-from risk.store import SCHEMA_VERSION, RecordsStore
+from risk.store import SCHEMA_VERSION, DriftCheckRow, RecordsStore
 from tests.support import REPO, Project, flipped_rows
 
 # The schema as released at version 1 (MIGRATIONS[0]), frozen here so the migration test keeps testing an
@@ -152,7 +152,9 @@ def test_each_step_records_its_history(project: Project) -> None:
     assert (settings.output_model_path / "report.pdf").read_bytes().startswith(b"%PDF")
     assert (settings.output_model_path / "confusionmatrix.png").read_bytes().startswith(b"\x89PNG")
 
-    project.run("fullprocess.py")  # the files ingested by hand were never drift-checked: this run checks them
+    project.edit_config(drift_test="raw")  # the course's rule decides on the 26 flipped rows
+    quiet = project.run("fullprocess.py")  # the files deployed by hand hold the model's own training rows
+    assert "no new rows to check v0001 against" in quiet.stderr
     flipped = [
         row
         for name in ("dataset3.csv", "dataset4.csv")
@@ -161,21 +163,24 @@ def test_each_step_records_its_history(project: Project) -> None:
     project.write_data("sourcedata", "dataset5.csv", flipped)  # labels the model learnt, flipped: it drifts
     project.run("fullprocess.py")
     with project.store() as store:
-        drift, stable = store.drift_checks()
+        [drift] = store.drift_checks()
         batch = [s for s in store.scores() if s["kind"] == "batch"]
         runs = store.runs()
         deployments = store.deployments()
-    assert (stable["files"], stable["drift"]) == (["dataset3.csv", "dataset4.csv"], False)
     assert (drift["files"], drift["drift"], drift["deployed_version"]) == (["dataset5.csv"], True, "v0001")
-    assert drift["new_score"] < drift["threshold"] <= stable["new_score"]
-    assert [(s["model_version"], s["f1"], s["data_path"]) for s in batch] == [
-        ("v0001", drift["new_score"], "dataset5.csv"),
-        ("v0001", stable["new_score"], "dataset3.csv, dataset4.csv"),
+    assert drift["new_score"] < drift["threshold"] and drift["rows"] == 26
+    assert [(s["model_version"], s["f1"], s["data_path"], s["in_history"]) for s in batch] == [
+        ("v0001", drift["new_score"], "dataset5.csv", 0),  # a drifting batch's score stays out of the history
     ]
     assert [(run["command"], run["outcome"]) for run in runs] == [
-        ("fullprocess", "deployed"),
-        ("fullprocess", "no drift"),
+        ("fullprocess", "challenger rejected"),  # 26 rows cannot show a retrained model is better: kept
+        ("fullprocess", "nothing new"),
     ]
+    assert [d["version"] for d in deployments] == ["v0001"]
+    project.run("fullprocess.py", "--force")  # an operator deploys a retrained model regardless
+    with project.store() as store:
+        deployments = store.deployments()
+        assert store.runs()[0]["command"] == "fullprocess --force"
     assert [d["version"] for d in deployments] == ["v0002", "v0001"]
 
     project.run("deployment.py", "--rollback")
@@ -203,22 +208,20 @@ def test_history_pages_newest_first_with_totals(tmp_path: Path) -> None:
 
 
 def test_drift_pages_decode_their_fields(tmp_path: Path) -> None:
-    decision = {
-        "test": "raw",
-        "deployed_version": "v0001",
-        "deployed_score": 0.6,
-        "new_score": 0.5,
-        "threshold": 0.6,
-        "history_size": 2,
-        "drift": True,
-        "reason": "drift: ...",
-        "files": ["x.csv"],
-    }
+    checks = [
+        DriftCheckRow("raw", "v0001", 0.6, 0.5, 0.6, 2, True, True, 40, 12, "challenger rejected", "drift: ...",
+                      ("x.csv",), {"rule": "raw", "gate": {"chosen": None}}),
+        DriftCheckRow("significant", "v0001", 0.6, None, None, 0, None, None, 20, 0, "carried over", "carried over",
+                      ("y.csv",), {"rule": "significant"}),
+    ]
     with RecordsStore(tmp_path / "records.sqlite") as store:
-        store.record_drift_check(decision)
-        [row], total = store.history_page("drift_checks", limit=5)
-    assert total == 1
-    assert row["drift"] is True and row["files"] == ["x.csv"]
+        for check in checks:
+            store.record_drift_check(check)
+        [carried, decided], total = store.history_page("drift_checks", limit=5)
+    assert total == 2
+    assert decided["drift"] is True and decided["raw_drift"] is True and decided["files"] == ["x.csv"]
+    assert decided["decision"]["gate"] == {"chosen": None} and decided["next_step"] == "challenger rejected"
+    assert carried["drift"] is None and carried["new_score"] is None and carried["next_step"] == "carried over"
 
 
 def test_a_read_snapshot_sees_one_committed_state_and_a_commit_waits_for_it(tmp_path: Path) -> None:
@@ -254,7 +257,7 @@ def test_migrates_a_version_1_database_and_keeps_its_rows(tmp_path: Path) -> Non
         assert [row["version"] for row in reader.history_page("deployments", 10)[0]] == ["v0002", "v0001"]
 
     with RecordsStore(path) as store:
-        assert store.schema_version == SCHEMA_VERSION == 2
+        assert store.schema_version == SCHEMA_VERSION == 3
         assert [row["version"] for row in store.deployments()] == ["v0002", "v0001"]
         assert store.checked_files() == {("a.csv", "aa" * 32)}
         scores = {row["id"]: row["model_version"] for row in store.scores()}

@@ -54,7 +54,7 @@ def test_defaults_fill_optional_keys(tmp_path: Path) -> None:
         "max_iter": 100,
         "tol": 1e-4,
     }
-    assert settings.drift_test == "raw"
+    assert settings.drift_test == "significant"
     assert settings.records_db_path == tmp_path / "ingesteddata" / "records.sqlite"
     assert settings.api_url == "http://127.0.0.1:8000/"
 
@@ -69,12 +69,12 @@ def test_unknown_keys_from_course_configs_are_tolerated(tmp_path: Path) -> None:
     [
         ({"input_folder_path": None}, "missing key 'input_folder_path'"),
         ({"test_data_path": 3}, "key 'test_data_path' must be a non-empty string"),
-        ({"drift_test": "bayesian"}, "key 'drift_test' must be one of raw, parametric, nonparametric"),
+        ({"drift_test": "bayesian"}, "key 'drift_test' must be one of significant, raw, parametric, nonparametric"),
         ({"model": {"C": -1}}, "key 'model.C' must be a number greater than 0"),
         ({"model": {"alpha": 1}}, "key 'model.alpha' is not a supported setting"),
         ({"api_url": "localhost:8000"}, "key 'api_url' must be an http(s) URL"),
         ({"drift_history_size": 0}, "key 'drift_history_size' must be a whole number greater than 0"),
-        ({"drift_history_size": 2}, "key 'drift_history_size' must be at least 3"),
+        ({"drift_history_size": 9}, "key 'drift_history_size' must be at least 10"),
         ({"api_url": "http://127.0.0.1:99999/"}, "key 'api_url' must be an http(s) URL with a valid port"),
         ({"api_url": "http://127.0.0.1:abc/"}, "key 'api_url' must be an http(s) URL with a valid port"),
         ({"model": {"solver": "lbfgs", "penalty": "l1"}}, "key 'model.solver' 'lbfgs' does not support penalty 'l1'"),
@@ -104,5 +104,5 @@ def test_a_script_with_a_bad_config_exits_2_with_one_clear_line(project: Project
     project.edit_config(drift_test="sometimes")
     result = project.run("fullprocess.py", check=False)
     assert result.returncode == 2
-    assert "key 'drift_test' must be one of raw, parametric, nonparametric (got 'sometimes')" in result.stderr
+    assert "key 'drift_test' must be one of significant, raw, parametric, nonparametric (got 'sometimes')" in result.stderr
     assert "Traceback" not in result.stderr
