@@ -12,7 +12,8 @@ The simulated product (one "world" per run):
   per run (F1 0 when undefined there, as the course's f1_score does). Its reference for ``significant`` is its
   out-of-fold counts on its training rows.
 - Each tick a batch of 5 / 26 / 100 / 1,000 / 10,000 labelled rows arrives and is ingested. The deployed model's
-  counts on it (plus rows carried over) go to ``decide``. Carried over: the rows wait for the next tick. No drift:
+  counts on it (plus rows carried over) go to ``decide``. Carried over: the rows wait for the next tick. Decided
+  and the model stays: the batch's counts join the reference (``DriftDecision.next_reference``). No drift:
   the batch's F1 joins the history (course rules: scores of the current model only, the last 20, reset on
   redeploy; a drifting batch's own score is left out). Drift: the gate judges the candidates ``all`` (all rows),
   ``window`` (rows since the last deployment) and ``new`` (the rows the drift was found on), cross-fitted on the
@@ -166,6 +167,7 @@ def tick(world: World, X: np.ndarray, y: np.ndarray) -> Tick:
     new_rows, world.pending = world.pending + len(y), 0
     if not decision.drift:
         world.history.append(decision.new_f1)
+        world.reference = decision.next_reference
         return Tick(decision, False, False, None)
     evidence = slice(world.n - new_rows, world.n)
     champion = world.model.predict(world.X[evidence])
@@ -174,6 +176,8 @@ def tick(world: World, X: np.ndarray, y: np.ndarray) -> Tick:
     result = judge(world.y[evidence], champion, predictions)
     if result.chosen is not None:
         world.deploy(slices[result.chosen])
+    else:
+        world.reference = decision.next_reference
     return Tick(decision, True, result.chosen is not None, result.chosen)
 
 
@@ -314,13 +318,13 @@ def plan(quick: bool) -> list[tuple[Any, tuple[Any, ...]]]:
                     tasks.append((null_task, (rule, train, test, batch, runs, ticks, seed)))
         for change in ("unchanged", *CHANGES):
             seed += 1
-            tasks.append((gate_task, (train, change, 4 if quick else 25, seed)))
+            tasks.append((gate_task, (train, change, 3 if quick else 20, seed)))
         seed += 1
-        tasks.append((size_task, (train, 25 if quick else (500 if train < 1000 else 250), seed)))
+        tasks.append((size_task, (train, 20 if quick else (500 if train < 1000 else 250), seed)))
         for quiet in (0, 3):
             for rule in (DriftRule.SIGNIFICANT.value, DriftRule.RAW.value):
                 seed += 1
-                tasks.append((recovery_task, (rule, train, quiet, 3 if quick else 15, seed)))
+                tasks.append((recovery_task, (rule, train, quiet, 2 if quick else 12, seed)))
     seed += 1
     tasks.append((oracle_task, (1000, 100, "flip20", 300 if quick else 2000, seed)))
     return sorted(tasks, key=lambda task: -task_cost(task))
@@ -330,12 +334,12 @@ def null_size(rule: str, batch: int, quick: bool) -> tuple[int, int]:
     """(runs, ticks) per null task: the course rules fire often and each firing retrains, so they get fewer."""
     significant = rule == DriftRule.SIGNIFICANT.value
     if quick:
-        return (2, 5) if batch >= 1000 else (2, 12)
+        return (2, 4) if batch >= 1000 else (2, 10)
     if batch >= 10_000:
-        return (10, 12) if significant else (3, 8)
+        return (10, 12) if significant else (2, 5)
     if batch >= 1000:
-        return (12, 25) if significant else (4, 20)
-    return (12, 40) if significant else (6, 30)
+        return (12, 25) if significant else (3, 12)
+    return (12, 40) if significant else (4, 30)
 
 
 def task_cost(task: tuple[Any, tuple[Any, ...]]) -> float:
@@ -346,11 +350,20 @@ def task_cost(task: tuple[Any, tuple[Any, ...]]) -> float:
     return 1e5
 
 
+def timed(function: Any, args: tuple[Any, ...]) -> dict[str, Any]:
+    started = time.perf_counter()
+    result = function(*args)
+    return {**result, "seconds": round(time.perf_counter() - started, 2)}
+
+
 def run_all(quick: bool, workers: int) -> dict[str, Any]:
     tasks = plan(quick)
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(function, *args) for function, args in tasks]
+        futures = [pool.submit(timed, function, args) for function, args in tasks]
         results = [future.result() for future in futures]
+    slowest = sorted(zip(results, tasks), key=lambda pair: -pair[0]["seconds"])[:5]
+    for result, (function, args) in slowest:
+        log.info("slow task: %s%s %.1f s", function.__name__, args[:5], result["seconds"])
     return {
         "null": [r for (f, _), r in zip(tasks, results) if f is null_task],
         "gate": [r for (f, _), r in zip(tasks, results) if f is gate_task],

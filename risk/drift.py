@@ -185,6 +185,20 @@ class DriftDecision:
     def p_value(self) -> float | None:
         return None if self.verdict is None else self.verdict.p_value
 
+    @property
+    def next_reference(self) -> ConfusionCounts | None:
+        """The reference for the next decision while the same model stays deployed: this one plus the batch.
+
+        Once decided, a batch is more of what the reference is meant to be: the deployed model's counts on rows
+        it did not train on (its own, not the fold models'), so the test sharpens tick by tick. Every decided
+        batch joins, drifting ones included, so the reference is not biased upwards by keeping only the batches
+        that passed; a change no retrained model beats thus becomes the reference and stops alarming. Carried-
+        over rows join when they are decided. After a redeploy start again from the new model's out-of-fold counts.
+        """
+        if self.reference is None or self.carried_over:
+            return self.reference
+        return self.reference + self.batch
+
     def line(self) -> str:
         """One line a person reads: rule, verdict, numbers, rows and positives, the course rule beside."""
         evidence = f"{self.batch.rows} new labelled rows with {self.batch.positives} positives"
@@ -339,6 +353,16 @@ def parse_rule(rule: DriftRule | str) -> DriftRule:
         raise ValueError(f"unknown drift rule {rule!r}; choose one of {', '.join(DRIFT_RULES)}") from None
 
 
+def check_settings(*, alpha: float, min_rows: int, min_positives: int, min_history: int, draws: int) -> None:
+    """ValueError naming the setting when a drift setting is out of range."""
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be between 0 and 1 (exclusive), not {alpha}")
+    for name, value, least in (("min_rows", min_rows, 1), ("min_positives", min_positives, 1),
+                               ("min_history", min_history, 2), ("draws", draws, 100)):
+        if value < least:
+            raise ValueError(f"{name} must be at least {least}, not {value}")
+
+
 def _evidence_shortfall(batch: ConfusionCounts, min_rows: int, min_positives: int) -> str | None:
     if batch.rows >= min_rows and batch.positives >= min_positives:
         return None
@@ -369,6 +393,7 @@ def decide(
     (no positives and none predicted) is carried over whatever the rule.
     """
     chosen = parse_rule(rule)
+    check_settings(alpha=alpha, min_rows=min_rows, min_positives=min_positives, min_history=min_history, draws=draws)
     if chosen is DriftRule.SIGNIFICANT and (reference is None or reference.f1 is None):
         raise ValueError(
             "the significant drift rule needs the deployed model's reference counts with a defined F1 "
