@@ -48,12 +48,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from risk.config import ModelParams  # noqa: E402
-from risk.drift import DEFAULT_MIN_ROWS, ConfusionCounts, DriftDecision, DriftRule, decide  # noqa: E402
-from risk.evaluation import out_of_fold_counts  # noqa: E402
-from risk.gate import candidate_slices, challenger_predictions, judge  # noqa: E402
-from risk.model import build_model  # noqa: E402
-from risk.synthetic import client_rows  # noqa: E402
+from risk.config import ModelParams
+from risk.drift import DEFAULT_MIN_ROWS, ConfusionCounts, DriftDecision, DriftRule, decide
+from risk.evaluation import out_of_fold_counts
+from risk.gate import candidate_slices, challenger_predictions, judge
+from risk.model import build_model
+from risk.synthetic import client_rows
 
 log = logging.getLogger("drift_sim")
 
@@ -117,7 +117,7 @@ class World:
             extra = max(len(self.y), len(y))
             self.X = np.concatenate([self.X, np.empty((extra, 3))])
             self.y = np.concatenate([self.y, np.empty(extra, dtype=np.int64)])
-        self.X[self.n:self.n + len(y)], self.y[self.n:self.n + len(y)] = X, y
+        self.X[self.n : self.n + len(y)], self.y[self.n : self.n + len(y)] = X, y
         self.n += len(y)
         self.since_deploy += len(y)
 
@@ -132,8 +132,8 @@ class World:
     def decide_on(self, X_new: np.ndarray, y_new: np.ndarray) -> DriftDecision:
         """The decision on the carried-over rows plus (X_new, y_new), without changing the state."""
         start = self.n - self.pending
-        X = np.concatenate([self.X[start:self.n], X_new])
-        y = np.concatenate([self.y[start:self.n], y_new])
+        X = np.concatenate([self.X[start : self.n], X_new])
+        y = np.concatenate([self.y[start : self.n], y_new])
         counts = ConfusionCounts.from_labels(y, self.model.predict(X))
         return decide(self.rule, counts, self.test_score, self.reference, self.history[-HISTORY_KEPT:])
 
@@ -173,7 +173,7 @@ def tick(world: World, X: np.ndarray, y: np.ndarray) -> Tick:
     evidence = slice(world.n - new_rows, world.n)
     champion = world.model.predict(world.X[evidence])
     slices = candidate_slices(world.n, world.since_deploy, new_rows)
-    predictions = challenger_predictions(make_model, world.X[:world.n], world.y[:world.n], new_rows, slices)
+    predictions = challenger_predictions(make_model, world.X[: world.n], world.y[: world.n], new_rows, slices)
     result = judge(world.y[evidence], champion, predictions)
     if result.chosen is not None:
         world.deploy(slices[result.chosen])
@@ -203,10 +203,23 @@ def null_task(rule: str, train: int, test: int, batch: int, runs: int, ticks: in
     truth_X, truth_y = draw(rng, TRUTH_ROWS)
     k = math.ceil(DEFAULT_MIN_ROWS / batch)
     stats: dict[str, Any] = {
-        "rule": rule, "train": train, "test": test, "batch": batch, "runs": runs, "ticks": 0, "decided": 0,
-        "fired": 0, "redeployed": 0, "carried": 0, "raw_fired_beside": 0, "worse_redeploys": 0,
+        "rule": rule,
+        "train": train,
+        "test": test,
+        "batch": batch,
+        "runs": runs,
+        "ticks": 0,
+        "decided": 0,
+        "fired": 0,
+        "redeployed": 0,
+        "carried": 0,
+        "raw_fired_beside": 0,
+        "worse_redeploys": 0,
+        "worst_true_change": 0.0,
         "after": {"deploy": [0, 0, 0], "no drift": [0, 0, 0], "rejected": [0, 0, 0]},  # decisions, fired, redeployed
-        "probe": {c: [0, 0] for c in CHANGES}, "probe_within": {c: [0, 0] for c in CHANGES}, "within_ticks": k,
+        "probe": {c: [0, 0] for c in CHANGES},
+        "probe_within": {c: [0, 0] for c in CHANGES},
+        "within_ticks": k,
     }
     for _ in range(runs):
         world = new_world(rng, rule, train, test, train + ticks * batch)
@@ -233,8 +246,11 @@ def null_task(rule: str, train: int, test: int, batch: int, runs: int, ticks: in
             counters[1] += result.decision.drift
             counters[2] += result.redeployed
             if result.redeployed:
-                stats["worse_redeploys"] += f1_or_zero(truth_y, world.model.predict(truth_X)) < f1_or_zero(
-                    truth_y, before.predict(truth_X))
+                change = f1_or_zero(truth_y, world.model.predict(truth_X)) - f1_or_zero(
+                    truth_y, before.predict(truth_X)
+                )
+                stats["worse_redeploys"] += change < 0
+                stats["worst_true_change"] = min(stats["worst_true_change"], change)
             last = "deploy" if result.redeployed else "rejected" if result.decision.drift else "no drift"
     return stats
 
@@ -250,13 +266,19 @@ def gate_task(train: int, change: str, reps: int, seed: int) -> dict[str, Any]:
         world.append(*draw(rng, 1000, change))
         new = slice(world.n - 1000, world.n)
         slices = candidate_slices(world.n, world.since_deploy, 1000)
-        predictions = challenger_predictions(make_model, world.X[:world.n], world.y[:world.n], 1000, slices)
+        predictions = challenger_predictions(make_model, world.X[: world.n], world.y[: world.n], 1000, slices)
         result = judge(world.y[new], world.model.predict(world.X[new]), predictions)
         champion_true = f1_or_zero(truth_y, world.model.predict(truth_X))
         for name, rows in slices.items():
             final = make_model().fit(world.X[rows], world.y[rows])
-            records.append({"candidate": name, "true_difference": f1_or_zero(truth_y, final.predict(truth_X))
-                            - champion_true, "chosen": result.chosen == name, "run": run})
+            records.append(
+                {
+                    "candidate": name,
+                    "true_difference": f1_or_zero(truth_y, final.predict(truth_X)) - champion_true,
+                    "chosen": result.chosen == name,
+                    "run": run,
+                }
+            )
     return {"train": train, "change": change, "reps": reps, "records": records}
 
 
@@ -289,8 +311,12 @@ def size_task(train: int, trials: int, seed: int) -> dict[str, Any]:
                 decision = world.decide_on(*draw(rng, batch))
                 fired[batch][0] += not decision.carried_over
                 fired[batch][1] += decision.drift
-    return {"train": train, "trials": trials, "decisions": {b: n for b, (n, _) in fired.items()},
-            "fired": {b: h for b, (_, h) in fired.items()}}
+    return {
+        "train": train,
+        "trials": trials,
+        "decisions": {b: n for b, (n, _) in fired.items()},
+        "fired": {b: h for b, (_, h) in fired.items()},
+    }
 
 
 def oracle_task(train: int, batch: int, change: str, draws: int, seed: int) -> dict[str, Any]:
@@ -338,11 +364,12 @@ def null_size(rule: str, batch: int, quick: bool) -> tuple[int, int]:
     significant = rule == DriftRule.SIGNIFICANT.value
     if quick:
         return (2, 4) if batch >= 1000 else (2, 10)
+    # significant: many short runs, since ticks of one run share a reference and so are not independent
     if batch >= 10_000:
-        return (10, 12) if significant else (2, 5)
+        return (20, 6) if significant else (2, 5)
     if batch >= 1000:
-        return (10, 25) if significant else (3, 12)
-    return (10, 40) if significant else (4, 30)
+        return (16, 15) if significant else (3, 12)
+    return (12, 30) if significant else (4, 25)
 
 
 def task_cost(task: tuple[Any, tuple[Any, ...]]) -> float:
@@ -397,6 +424,7 @@ def null_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         row["raw_fire_beside_per_tick"] = rate(s["raw_fired_beside"], s["ticks"])
         row["carried_per_tick"] = rate(s["carried"], s["ticks"])
         row["worse_share_of_redeploys"] = rate(s["worse_redeploys"], s["redeployed"])
+        row["worst_true_change"] = s["worst_true_change"]
         row["detect"] = {c: rate(h, n) for c, (n, h) in s["probe"].items()}
         row["detect_within"] = {c: rate(h, n) for c, (n, h) in s["probe_within"].items() if n}
         for event, (n, fired, redeployed) in s["after"].items():
@@ -430,9 +458,14 @@ def gate_counts(tasks: list[dict[str, Any]]) -> dict[str, Any]:
             if any(r["true_difference"] >= MARGIN for r in group):
                 better_runs += 1
                 better_ok += any(r["chosen"] and r["true_difference"] >= MARGIN for r in group)
-    return {"candidates": candidates, "worse": worse, "worse_deployed": rate(deployed_worse, worse),
-            "better_runs": better_runs, "better_deployed": rate(better_ok, better_runs),
-            "any_deployed": rate(deploying, runs_total)}
+    return {
+        "candidates": candidates,
+        "worse": worse,
+        "worse_deployed": rate(deployed_worse, worse),
+        "better_runs": better_runs,
+        "better_deployed": rate(better_ok, better_runs),
+        "any_deployed": rate(deploying, runs_total),
+    }
 
 
 def gate_invocations(results: dict[str, Any], train: int) -> dict[str, Any]:
@@ -441,22 +474,35 @@ def gate_invocations(results: dict[str, Any], train: int) -> dict[str, Any]:
 
 
 def recovery_summary(results: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{
-        "rule": task["rule"], "train": task["train"], "quiet": task["quiet"], "reps": task["reps"],
-        "fired": rate(task["fired"], task["reps"]), "mean_share": float(np.mean(task["shares"])),
-        "reached_90": rate(sum(share >= 0.9 for share in task["shares"]), task["reps"]),
-    } for task in results["recovery"]]
+    return [
+        {
+            "rule": task["rule"],
+            "train": task["train"],
+            "quiet": task["quiet"],
+            "reps": task["reps"],
+            "fired": rate(task["fired"], task["reps"]),
+            "mean_share": float(np.mean(task["shares"])),
+            "reached_90": rate(sum(share >= 0.9 for share in task["shares"]), task["reps"]),
+        }
+        for task in results["recovery"]
+    ]
 
 
 def find(rows: list[dict[str, Any]], **keys: Any) -> dict[str, Any]:
     return next(row for row in rows if all(row[k] == v for k, v in keys.items()))
 
 
-def print_tables(rows: list[dict[str, Any]], gates: list[dict[str, Any]], recoveries: list[dict[str, Any]],
-                 oracle: list[dict[str, Any]]) -> None:
+def print_tables(
+    rows: list[dict[str, Any]],
+    gates: list[dict[str, Any]],
+    recoveries: list[dict[str, Any]],
+    oracle: list[dict[str, Any]],
+) -> None:
     batches = "".join(f"{b:>17,}" for b in BATCH_SIZES)
-    print("\nFALSE REDEPLOYS on unchanged data, per tick: redeploy% (drift-fire%); fire% = the course's redeploy rate"
-          " without a gate")
+    print(
+        "\nFALSE REDEPLOYS on unchanged data, per tick: redeploy% (drift-fire%); fire% = the course's redeploy rate"
+        " without a gate"
+    )
     print(f"{'train':>5} {'test':>5} {'rule':<14}{batches}")
     for train in TRAIN_SIZES:
         for test in TEST_SIZES:
@@ -467,8 +513,10 @@ def print_tables(rows: list[dict[str, Any]], gates: list[dict[str, Any]], recove
                     cells.append(f"{shown(row['redeploy_per_tick'])} ({shown(row['fire_per_tick']).strip()})")
                 print(f"{train:>5} {test:>5} {rule:<14}" + "".join(f"{c:>17}" for c in cells))
     for change in CHANGES:
-        print(f"\nDETECTION of {change}: share of ticks the first changed batch makes the rule fire"
-              " [significant below 100 rows: within the ticks needed to reach 100 rows]")
+        print(
+            f"\nDETECTION of {change}: share of ticks the first changed batch makes the rule fire"
+            " [significant below 100 rows: within the ticks needed to reach 100 rows]"
+        )
         print(f"{'train':>5} {'test':>5} {'rule':<14}{batches}")
         for train in TRAIN_SIZES:
             for test in TEST_SIZES:
@@ -481,9 +529,13 @@ def print_tables(rows: list[dict[str, Any]], gates: list[dict[str, Any]], recove
                             cell = f"{cell} [{shown(row['detect_within'][change]).strip()}]"
                         cells.append(cell)
                     print(f"{train:>5} {test:>5} {rule:<14}" + "".join(f"{c:>17}" for c in cells))
-    print("\nLOCK-IN on unchanged data (all batch sizes pooled): the next decision after a deployment (the first one"
-          " included) vs after a no-drift decision")
-    print(f"{'train':>5} {'test':>5} {'rule':<14}{'after deploy: n, fire, redeploy':>38}{'after no drift: n, fire, redeploy':>38}")
+    print(
+        "\nLOCK-IN on unchanged data (all batch sizes pooled): the next decision after a deployment (the first one"
+        " included) vs after a no-drift decision"
+    )
+    print(
+        f"{'train':>5} {'test':>5} {'rule':<14}{'after deploy: n, fire, redeploy':>38}{'after no drift: n, fire, redeploy':>38}"
+    )
     for train in TRAIN_SIZES:
         for test in TEST_SIZES:
             for rule in RULES:
@@ -497,26 +549,43 @@ def print_tables(rows: list[dict[str, Any]], gates: list[dict[str, Any]], recove
         for rule in RULES:
             picked = [r for r in rows if r["rule"] == rule and r["train"] == train]
             total = sum(round(r["redeploy_per_tick"] * r["ticks"]) for r in picked)
-            worse = sum(round((r["worse_share_of_redeploys"] or 0) * round(r["redeploy_per_tick"] * r["ticks"]))
-                        for r in picked)
-            print(f"  train {train:>5} {rule:<14} {total:>5} redeploys, truly worse: {shown(rate(worse, total))}")
-    print(f"\nGATE at 1,000 new rows after one quiet tick (candidates all / window / new; truly better = "
-          f"+{MARGIN} F1 or more on a 20,000-row sample)")
-    print(f"{'train':>5} {'change':<10}{'runs':>5}{'candidates':>11}{'truly worse: n, deployed':>28}"
-          f"{'runs with a truly better: n, one deployed':>44}{'runs deploying':>16}")
+            worse = sum(
+                round((r["worse_share_of_redeploys"] or 0) * round(r["redeploy_per_tick"] * r["ticks"])) for r in picked
+            )
+            worst = min(r["worst_true_change"] for r in picked)
+            print(
+                f"  train {train:>5} {rule:<14} {total:>5} redeploys, truly worse: {shown(rate(worse, total))}"
+                f", the worst by {-worst:.4f} F1"
+            )
+    print(
+        f"\nGATE at 1,000 new rows after one quiet tick (candidates all / window / new; truly better = "
+        f"+{MARGIN} F1 or more on a 20,000-row sample)"
+    )
+    print(
+        f"{'train':>5} {'change':<10}{'runs':>5}{'candidates':>11}{'truly worse: n, deployed':>28}"
+        f"{'runs with a truly better: n, one deployed':>44}{'runs deploying':>16}"
+    )
     for gate in gates:
-        print(f"{gate['train']:>5} {gate['change']:<10}{gate['runs']:>5}{gate['candidates']:>11}"
-              f"{gate['worse']:>12} {shown(gate['worse_deployed']):>14}"
-              f"{gate['better_runs']:>28} {shown(gate['better_deployed']):>14}{shown(gate['any_deployed']):>16}")
-    print("\nRECOVERY after the boundary reverses in a 1,000-row batch: deployed F1 on the new concept after that one"
-          " tick / its F1 before the change")
+        print(
+            f"{gate['train']:>5} {gate['change']:<10}{gate['runs']:>5}{gate['candidates']:>11}"
+            f"{gate['worse']:>12} {shown(gate['worse_deployed']):>14}"
+            f"{gate['better_runs']:>28} {shown(gate['better_deployed']):>14}{shown(gate['any_deployed']):>16}"
+        )
+    print(
+        "\nRECOVERY after the boundary reverses in a 1,000-row batch: deployed F1 on the new concept after that one"
+        " tick / its F1 before the change"
+    )
     for rec in recoveries:
-        print(f"  {rec['rule']:<12} train {rec['train']:>5}, {rec['quiet']} quiet ticks before: fired "
-              f"{shown(rec['fired']).strip()}, mean share {rec['mean_share']:.3f}, runs reaching 90% "
-              f"{shown(rec['reached_90']).strip()} (n={rec['reps']})")
+        print(
+            f"  {rec['rule']:<12} train {rec['train']:>5}, {rec['quiet']} quiet ticks before: fired "
+            f"{shown(rec['fired']).strip()}, mean share {rec['mean_share']:.3f}, runs reaching 90% "
+            f"{shown(rec['reached_90']).strip()} (n={rec['reps']})"
+        )
     for item in oracle:
-        print(f"\nORACLE bound: a 5%-level test knowing the deployed model's exact null distribution of batch F1 "
-              f"detects {item['change']} at {item['batch']} rows (train {item['train']}) {shown(item['power']).strip()}")
+        print(
+            f"\nORACLE bound: a 5%-level test knowing the deployed model's exact null distribution of batch F1 "
+            f"detects {item['change']} at {item['batch']} rows (train {item['train']}) {shown(item['power']).strip()}"
+        )
 
 
 def lockin_counts(rows: list[dict[str, Any]], rule: str, train: int, test: int, event: str) -> tuple[int, int, int]:
@@ -537,62 +606,135 @@ def wilson(hits: int, n: int) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def goals(rows: list[dict[str, Any]], gates: dict[int, dict[str, Any]], recoveries: list[dict[str, Any]],
-          sizes: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each goal per training size: the default rule's figure and the course rules' beside."""
+def worst_rate(rows: list[dict[str, Any]], rule: str, train: int, key: str) -> float:
+    """The highest rate over the batch and test-file sizes."""
+    return max(r[key] for r in rows if r["rule"] == rule and r["train"] == train)
+
+
+def after_deploy_rate(rows: list[dict[str, Any]], rule: str, train: int) -> float | None:
+    """False redeploys at the next decision after a deployment, both test-file sizes pooled."""
+    counts = [lockin_counts(rows, rule, train, test, "deploy") for test in TEST_SIZES]
+    return rate(sum(c[2] for c in counts), sum(c[0] for c in counts))
+
+
+def detection(rows: list[dict[str, Any]], rule: str, train: int, change: str, batch: int) -> float:
+    """The lower of the two test-file sizes' detection rates."""
+    return min(r["detect"][change] for r in rows if r["rule"] == rule and r["train"] == train and r["batch"] == batch)
+
+
+def size_goals(sizes: list[dict[str, Any]], train: int) -> list[dict[str, Any]]:
+    chunks = [task for task in sizes if task["train"] == train]
     out = []
+    for batch in SIZE_BATCHES:
+        n = sum(chunk["decisions"][batch] for chunk in chunks)
+        hits = sum(chunk["fired"][batch] for chunk in chunks)
+        low, high = wilson(hits, n)
+        out.append(
+            goal(
+                f"significant fires <= 5% per decision on unchanged data at {batch:,} rows (independent "
+                "trials; PASS: the 95% interval reaches 5%)",
+                train,
+                rate(hits, n),
+                low <= 0.05,
+                f"n={n}, 95% interval {shown(low).strip()}-{shown(high).strip()}",
+            )
+        )
+    return out
+
+
+def goal(text: str, train: int, value: float | None, passed: bool, beside: str) -> dict[str, Any]:
+    return {"goal": text, "train": train, "value": value, "pass": passed, "course_rules": beside}
+
+
+DETECTION_GOALS = (
+    ("flip20", 100, 0.70),
+    ("flip20", 1000, 0.99),
+    ("reversed", 100, 0.99),
+    ("reversed", 1000, 0.99),
+    ("reversed", 10_000, 0.99),
+)
+
+
+def goals(
+    rows: list[dict[str, Any]],
+    gates: dict[int, dict[str, Any]],
+    recoveries: list[dict[str, Any]],
+    sizes: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """Each goal per training size: the default rule's figure and the course rules' beside."""
     default = DriftRule.SIGNIFICANT.value
     course = [r for r in RULES if r != default]
-
-    def add(goal: str, train: int, value: float | None, passed: bool, beside: str) -> None:
-        out.append({"goal": goal, "train": train, "value": value, "pass": passed, "course_rules": beside})
-
+    out = []
     for train in TRAIN_SIZES:
-        chunks = [task for task in sizes if task["train"] == train]
-        for batch in SIZE_BATCHES:
-            n = sum(chunk["decisions"][batch] for chunk in chunks)
-            hits = sum(chunk["fired"][batch] for chunk in chunks)
-            value = rate(hits, n)
-            low, _ = wilson(hits, n)
-            add(f"significant fires <= 5% per decision on unchanged data at {batch:,} rows (independent trials; "
-                "PASS: the 95% interval reaches 5%)", train, value, low <= 0.05,
-                f"n={n}, 95% interval {shown(wilson(hits, n)[0]).strip()}-{shown(wilson(hits, n)[1]).strip()}")
-
-        def worst(rule: str, key: str) -> float:
-            return max(r[key] for r in rows if r["rule"] == rule and r["train"] == train)
-
-        value = worst(default, "redeploy_per_tick")
-        add("false redeploys <= 5% per tick, every batch and test-file size (worst cell)", train, value,
-            value <= 0.05, ", ".join(f"{r} {shown(worst(r, 'redeploy_per_tick')).strip()}" for r in course))
-        after = [lockin_counts(rows, default, train, test, "deploy") for test in TEST_SIZES]
-        n, redeployed = sum(a[0] for a in after), sum(a[2] for a in after)
-        value = rate(redeployed, n)
-        beside = ", ".join(
-            f"{r} {shown(rate(sum(lockin_counts(rows, r, train, t, 'deploy')[2] for t in TEST_SIZES), sum(lockin_counts(rows, r, train, t, 'deploy')[0] for t in TEST_SIZES))).strip()}"
-            for r in course)
-        add("no lock-in: false redeploys after a deployment <= 5%", train, value, value is not None and value <= 0.05,
-            beside + " (after a deployment)")
-        for change, batch, target in (("flip20", 100, 0.70), ("flip20", 1000, 0.99), ("reversed", 100, 0.99),
-                                      ("reversed", 1000, 0.99), ("reversed", 10_000, 0.99)):
-            def detection(rule: str) -> float:
-                return min(r["detect"][change] for r in rows if r["rule"] == rule and r["train"] == train
-                           and r["batch"] == batch)
-
-            value = detection(default)
-            add(f"{change} detected >= {100 * target:.0f}% at {batch:,} rows (worse test-file case)", train, value,
-                value >= target, ", ".join(f"{r} {shown(detection(r)).strip()}" for r in course))
+        out += size_goals(sizes, train)
+        value = worst_rate(rows, default, train, "redeploy_per_tick")
+        beside = ", ".join(f"{r} {shown(worst_rate(rows, r, train, 'redeploy_per_tick')).strip()}" for r in course)
+        out.append(
+            goal(
+                "false redeploys <= 5% per tick, every batch and test-file size (worst cell)",
+                train,
+                value,
+                value <= 0.05,
+                beside,
+            )
+        )
+        value = after_deploy_rate(rows, default, train)
+        beside = ", ".join(f"{r} {shown(after_deploy_rate(rows, r, train)).strip()}" for r in course)
+        out.append(
+            goal(
+                "no lock-in: false redeploys at the decision after a deployment <= 5%",
+                train,
+                value,
+                value is not None and value <= 0.05,
+                beside,
+            )
+        )
+        for change, batch, target in DETECTION_GOALS:
+            value = detection(rows, default, train, change, batch)
+            beside = ", ".join(f"{r} {shown(detection(rows, r, train, change, batch)).strip()}" for r in course)
+            out.append(
+                goal(
+                    f"{change} detected >= {100 * target:.0f}% at {batch:,} rows (worse test-file case)",
+                    train,
+                    value,
+                    value >= target,
+                    beside,
+                )
+            )
         gate = gates[train]
-        add("truly worse challengers deployed <= 5% (gate, 1,000 rows)", train, gate["worse_deployed"],
-            (gate["worse_deployed"] or 0) <= 0.05, f"n={gate['worse']} candidates (same gate for every rule)")
-        add(f"truly better (+{MARGIN}) challengers deployed >= 80% (gate, 1,000 rows)", train,
-            gate["better_deployed"], gate["better_deployed"] is not None and gate["better_deployed"] >= 0.8,
-            f"n={gate['better_runs']} runs with a truly better candidate")
-        picked = [r for r in recoveries if r["train"] == train and r["rule"] == default]
-        value = min(r["mean_share"] for r in picked)
-        beside = ", ".join(f"raw {r['mean_share']:.3f} ({r['quiet']} quiet)" for r in recoveries
-                           if r["train"] == train and r["rule"] == DriftRule.RAW.value)
-        add("recovery >= 90% within one tick at 1,000 rows (mean share, worse of 0 / 3 quiet ticks)", train, value,
-            value >= 0.9, beside)
+        out.append(
+            goal(
+                "truly worse challengers deployed <= 5% (gate, 1,000 rows)",
+                train,
+                gate["worse_deployed"],
+                (gate["worse_deployed"] or 0) <= 0.05,
+                f"n={gate['worse']} candidates (one gate for all rules)",
+            )
+        )
+        out.append(
+            goal(
+                f"truly better (+{MARGIN}) challengers deployed >= 80% (gate, 1,000 rows)",
+                train,
+                gate["better_deployed"],
+                (gate["better_deployed"] or 0) >= 0.8,
+                f"n={gate['better_runs']} runs with a truly better candidate",
+            )
+        )
+        value = min(r["mean_share"] for r in recoveries if r["train"] == train and r["rule"] == default)
+        beside = ", ".join(
+            f"raw {r['mean_share']:.3f} ({r['quiet']} quiet)"
+            for r in recoveries
+            if r["train"] == train and r["rule"] == DriftRule.RAW.value
+        )
+        out.append(
+            goal(
+                "recovery >= 90% within one tick at 1,000 rows (mean share, worse of 0 / 3 quiet ticks)",
+                train,
+                value,
+                value >= 0.9,
+                beside,
+            )
+        )
     return out
 
 
@@ -603,8 +745,10 @@ def print_goals(table: list[dict[str, Any]]) -> None:
         figure = "-" if value is None else f"{100 * value:.1f}%" if value <= 1 else f"{value:.3f}"
         if "recovery" in goal["goal"]:
             figure = f"{value:.3f}"
-        print(f"  {'PASS' if goal['pass'] else 'MISS'}  train {goal['train']:>5}  {goal['goal']}: {figure}"
-              f"   | {goal['course_rules']}")
+        print(
+            f"  {'PASS' if goal['pass'] else 'MISS'}  train {goal['train']:>5}  {goal['goal']}: {figure}"
+            f"   | {goal['course_rules']}"
+        )
 
 
 def main() -> None:
@@ -626,11 +770,25 @@ def main() -> None:
     seconds = time.perf_counter() - started
     print(f"\n{'quick' if args.quick else 'full'} run, {args.workers} workers: {seconds:.0f} s")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
-        "quick": args.quick, "seconds": seconds, "margin": MARGIN, "null": rows, "gate": gates,
-        "gate_totals": gate_totals, "recovery": recoveries, "oracle": results["oracle"], "size": results["size"], "goals": table,
-        "raw": {"gate": results["gate"], "recovery": results["recovery"]},
-    }, indent=1), encoding="utf-8")
+    args.out.write_text(
+        json.dumps(
+            {
+                "quick": args.quick,
+                "seconds": seconds,
+                "margin": MARGIN,
+                "null": rows,
+                "gate": gates,
+                "gate_totals": gate_totals,
+                "recovery": recoveries,
+                "oracle": results["oracle"],
+                "size": results["size"],
+                "goals": table,
+                "raw": {"gate": results["gate"], "recovery": results["recovery"]},
+            },
+            indent=1,
+        ),
+        encoding="utf-8",
+    )
     log.info("wrote %s", args.out)
 
 

@@ -18,9 +18,10 @@ so people can see where the two disagree.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from enum import Enum
-from typing import Any, Mapping, Sequence
+from enum import StrEnum
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +37,7 @@ FIRST_DRAWS = 2_000  # enough to tell a clear no-drift (p above 0.25) at alpha 0
 POOLED_PSEUDO_COUNT = 0.5
 
 
-class DriftRule(str, Enum):
+class DriftRule(StrEnum):
     """The drift rules a config may name (``drift_test``); the value is the name."""
 
     SIGNIFICANT = "significant"
@@ -249,8 +250,9 @@ def _compared(drift: bool, new_f1: float, what: str, threshold: float) -> str:
     return f"{'drift' if drift else 'no drift'}: new F1 {new_f1:.4f} {relation} {what} {threshold:.4f}"
 
 
-def raw_verdict(new_f1: float, deployed_score: float, history_size: int = 0, prefix: str = "",
-                rule: str = DriftRule.RAW.value) -> RuleVerdict:
+def raw_verdict(
+    new_f1: float, deployed_score: float, history_size: int = 0, prefix: str = "", rule: str = DriftRule.RAW.value
+) -> RuleVerdict:
     """The course rule: drift when the new F1 is below the deployed model's test score (``latestscore.txt``)."""
     drift = new_f1 < deployed_score
     reason = prefix + _compared(drift, new_f1, "deployed score", deployed_score)
@@ -261,8 +263,9 @@ def _fallback_prefix(rule: DriftRule, history: Sequence[float], min_history: int
     return f"{rule.value} needs {min_history} past scores, has {len(history)}: used raw; "
 
 
-def parametric_verdict(new_f1: float, deployed_score: float, history: Sequence[float],
-                       min_history: int = DEFAULT_MIN_HISTORY) -> RuleVerdict:
+def parametric_verdict(
+    new_f1: float, deployed_score: float, history: Sequence[float], min_history: int = DEFAULT_MIN_HISTORY
+) -> RuleVerdict:
     """The course's parametric rule: drift when the new F1 is below mean - 2 std of past scores (``np.std``)."""
     if len(history) < min_history:
         prefix = _fallback_prefix(DriftRule.PARAMETRIC, history, min_history)
@@ -276,8 +279,9 @@ def parametric_verdict(new_f1: float, deployed_score: float, history: Sequence[f
     return RuleVerdict(DriftRule.PARAMETRIC.value, drift, new_f1, threshold, None, len(scores), reason)
 
 
-def nonparametric_verdict(new_f1: float, deployed_score: float, history: Sequence[float],
-                          min_history: int = DEFAULT_MIN_HISTORY) -> RuleVerdict:
+def nonparametric_verdict(
+    new_f1: float, deployed_score: float, history: Sequence[float], min_history: int = DEFAULT_MIN_HISTORY
+) -> RuleVerdict:
     """The course's non-parametric rule: drift when the new F1 is below Q1 - 1.5 IQR of past scores."""
     if len(history) < min_history:
         prefix = _fallback_prefix(DriftRule.NONPARAMETRIC, history, min_history)
@@ -302,8 +306,13 @@ def f1_of_counts(counts: np.ndarray) -> np.ndarray:
         return np.where(denominator > 0, 2 * tp / np.where(denominator > 0, denominator, 1), np.nan)
 
 
-def drop_p_value(batch: ConfusionCounts, reference: ConfusionCounts, draws: int = DEFAULT_DRAWS,
-                 seed: int = DEFAULT_SEED, stop_above: float | None = None) -> float:
+def drop_p_value(
+    batch: ConfusionCounts,
+    reference: ConfusionCounts,
+    draws: int = DEFAULT_DRAWS,
+    seed: int = DEFAULT_SEED,
+    stop_above: float | None = None,
+) -> float:
     """One-sided p-value for "the batch F1 is below the reference F1", both counts being samples.
 
     A parametric bootstrap under the null hypothesis: both count vectors are redrawn, at their own sizes, from
@@ -335,9 +344,14 @@ def drop_p_value(batch: ConfusionCounts, reference: ConfusionCounts, draws: int 
     return (1 + hits) / (1 + drawn)
 
 
-def significant_verdict(batch: ConfusionCounts, reference: ConfusionCounts, history_size: int = 0,
-                        alpha: float = DEFAULT_ALPHA, draws: int = DEFAULT_DRAWS,
-                        seed: int = DEFAULT_SEED) -> RuleVerdict:
+def significant_verdict(
+    batch: ConfusionCounts,
+    reference: ConfusionCounts,
+    history_size: int = 0,
+    alpha: float = DEFAULT_ALPHA,
+    draws: int = DEFAULT_DRAWS,
+    seed: int = DEFAULT_SEED,
+) -> RuleVerdict:
     """Drift when the batch F1 is significantly below the reference F1 (one-sided, at ``alpha``)."""
     new_f1, reference_f1 = batch.f1, reference.f1
     if new_f1 is None or reference_f1 is None:
@@ -348,8 +362,10 @@ def significant_verdict(batch: ConfusionCounts, reference: ConfusionCounts, hist
     if drift:
         reason = f"drift: new F1 {new_f1:.4f} is significantly below {against}: p {p_value:.4f} <= alpha {alpha:g}"
     elif new_f1 < reference_f1:
-        reason = (f"no drift: new F1 {new_f1:.4f} is below {against}, but not significantly: "
-                  f"p {p_value:.4f} > alpha {alpha:g}")
+        reason = (
+            f"no drift: new F1 {new_f1:.4f} is below {against}, but not significantly: "
+            f"p {p_value:.4f} > alpha {alpha:g}"
+        )
     else:
         reason = f"no drift: new F1 {new_f1:.4f} is not below {against}"
     return RuleVerdict(DriftRule.SIGNIFICANT.value, drift, new_f1, reference_f1, p_value, history_size, reason)
@@ -370,8 +386,12 @@ def check_settings(*, alpha: float, min_rows: int, min_positives: int, min_histo
     """ValueError naming the setting when a drift setting is out of range."""
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be between 0 and 1 (exclusive), not {alpha}")
-    for name, value, least in (("min_rows", min_rows, 1), ("min_positives", min_positives, 1),
-                               ("min_history", min_history, 2), ("draws", draws, 100)):
+    for name, value, least in (
+        ("min_rows", min_rows, 1),
+        ("min_positives", min_positives, 1),
+        ("min_history", min_history, 2),
+        ("draws", draws, 100),
+    ):
         if value < least:
             raise ValueError(f"{name} must be at least {least}, not {value}")
 
@@ -379,8 +399,10 @@ def check_settings(*, alpha: float, min_rows: int, min_positives: int, min_histo
 def _evidence_shortfall(batch: ConfusionCounts, min_rows: int, min_positives: int) -> str | None:
     if batch.rows >= min_rows and batch.positives >= min_positives:
         return None
-    return (f"carried over: {batch.rows} new labelled rows with {batch.positives} positives; "
-            f"{min_rows} rows and {min_positives} positives needed")
+    return (
+        f"carried over: {batch.rows} new labelled rows with {batch.positives} positives; "
+        f"{min_rows} rows and {min_positives} positives needed"
+    )
 
 
 def decide(
@@ -426,8 +448,17 @@ def decide(
     return DriftDecision(chosen.value, verdict, raw, batch, reference, min_rows, min_positives, False, verdict.reason)
 
 
-def _verdict(rule: DriftRule, batch: ConfusionCounts, deployed_score: float, reference: ConfusionCounts | None,
-             history: Sequence[float], alpha: float, min_history: int, draws: int, seed: int) -> RuleVerdict:
+def _verdict(
+    rule: DriftRule,
+    batch: ConfusionCounts,
+    deployed_score: float,
+    reference: ConfusionCounts | None,
+    history: Sequence[float],
+    alpha: float,
+    min_history: int,
+    draws: int,
+    seed: int,
+) -> RuleVerdict:
     new_f1 = batch.f1
     assert new_f1 is not None  # decide() carries undefined batches over before asking a rule
     if rule is DriftRule.SIGNIFICANT:

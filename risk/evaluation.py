@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from sklearn.model_selection import KFold, StratifiedKFold
@@ -93,8 +94,9 @@ def _whole_counts(mean: np.ndarray, rows: int) -> ConfusionCounts:
     return ConfusionCounts(*(int(v) for v in whole))
 
 
-def out_of_fold_counts(make_model: ModelFactory, X: Any, y: Any, folds: int = DEFAULT_FOLDS, seed: int = 0,
-                       repeats: int | None = None) -> ConfusionCounts:
+def out_of_fold_counts(
+    make_model: ModelFactory, X: Any, y: Any, folds: int = DEFAULT_FOLDS, seed: int = 0, repeats: int | None = None
+) -> ConfusionCounts:
     """Confusion counts of the configuration on its training rows, each row predicted by a model that did not see it.
 
     Stratified ``folds`` (fewer, with a warning, when a class has fewer rows; ValueError below 2 of a class),
@@ -132,8 +134,15 @@ def _new_row_folds(labels: np.ndarray, folds: int, seed: int) -> list[np.ndarray
     return [held_out for _, held_out in splitter.split(np.zeros(labels.size), labels)]
 
 
-def cross_fitted_predictions(make_model: ModelFactory, X_train: Any, y_train: Any, X_new: Any, y_new: Any,
-                             folds: int = DEFAULT_FOLDS, seed: int = 0) -> np.ndarray:
+def cross_fitted_predictions(
+    make_model: ModelFactory,
+    X_train: Any,
+    y_train: Any,
+    X_new: Any,
+    y_new: Any,
+    folds: int = DEFAULT_FOLDS,
+    seed: int = 0,
+) -> np.ndarray:
     """Predictions on each new row by a model trained on the training rows plus the other folds of the new rows.
 
     So no prediction comes from a model that saw its row, yet each model has seen almost all the new data (the

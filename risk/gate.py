@@ -18,8 +18,9 @@ A candidate that predicts one class for every fresh row while the champion does 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -36,8 +37,9 @@ NEAR_DUPLICATE = 0.9  # a window with at least this share of a kept candidate's 
 # --- which rows each candidate trains on ---
 
 
-def window_rows(n_rows_in_order: int, since_last_deploy: int, training_window_rows: int | None, *,
-                new_rows: int = 0) -> slice:
+def window_rows(
+    n_rows_in_order: int, since_last_deploy: int, training_window_rows: int | None, *, new_rows: int = 0
+) -> slice:
     """The recent window of the data (rows in arrival order) a challenger trains on.
 
     With ``training_window_rows`` (a config setting) the newest that many rows; without it, the rows that
@@ -53,8 +55,9 @@ def window_rows(n_rows_in_order: int, since_last_deploy: int, training_window_ro
     return slice(n_rows_in_order - size, n_rows_in_order)
 
 
-def candidate_slices(n_rows_in_order: int, since_last_deploy: int, new_rows: int,
-                     training_window_rows: int | None = None) -> dict[str, slice]:
+def candidate_slices(
+    n_rows_in_order: int, since_last_deploy: int, new_rows: int, training_window_rows: int | None = None
+) -> dict[str, slice]:
     """The rows each challenger trains on: ``all``, the recent ``window``, and the ``new`` rows.
 
     ``new`` (the rows the drift was decided on, carried-over ones included) must be the last rows. A window
@@ -73,8 +76,15 @@ def candidate_slices(n_rows_in_order: int, since_last_deploy: int, new_rows: int
     return slices
 
 
-def challenger_predictions(make_model: ModelFactory, X: Any, y: Any, new_rows: int, slices: Mapping[str, slice],
-                           folds: int = DEFAULT_FOLDS, seed: int = 0) -> dict[str, np.ndarray]:
+def challenger_predictions(
+    make_model: ModelFactory,
+    X: Any,
+    y: Any,
+    new_rows: int,
+    slices: Mapping[str, slice],
+    folds: int = DEFAULT_FOLDS,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
     """Each candidate's cross-fitted predictions on the ``new_rows`` last rows of ``X``, ``y`` (arrival order)."""
     features, labels = np.asarray(X, dtype=float), np.asarray(y).ravel()
     start_new = labels.size - new_rows
@@ -196,12 +206,14 @@ def _paired_counts(y: np.ndarray, candidate: np.ndarray, champion: np.ndarray) -
     agree = candidate == champion
     shared = ConfusionCounts.from_labels(y[agree], candidate[agree]).as_array()
     exited, flagged = y == 1, candidate == 1
-    kinds = np.array([
-        np.count_nonzero(~agree & exited & flagged),
-        np.count_nonzero(~agree & exited & ~flagged),
-        np.count_nonzero(~agree & ~exited & flagged),
-        np.count_nonzero(~agree & ~exited & ~flagged),
-    ])
+    kinds = np.array(
+        [
+            np.count_nonzero(~agree & exited & flagged),
+            np.count_nonzero(~agree & exited & ~flagged),
+            np.count_nonzero(~agree & ~exited & flagged),
+            np.count_nonzero(~agree & ~exited & ~flagged),
+        ]
+    )
     return shared, kinds
 
 
@@ -214,8 +226,9 @@ def _f1_pairs(shared: np.ndarray, kinds: np.ndarray) -> tuple[np.ndarray, np.nda
     return f1_of_counts(candidate), f1_of_counts(champion)
 
 
-def sign_flip_p_value(y: np.ndarray, candidate: np.ndarray, champion: np.ndarray, draws: int = DEFAULT_DRAWS,
-                      seed: int = DEFAULT_SEED) -> float:
+def sign_flip_p_value(
+    y: np.ndarray, candidate: np.ndarray, champion: np.ndarray, draws: int = DEFAULT_DRAWS, seed: int = DEFAULT_SEED
+) -> float:
     """One-sided p-value that the candidate's F1 beats the champion's by more than swapping predictions explains."""
     shared, kinds = _paired_counts(y, candidate, champion)
     cand_f1, champ_f1 = _f1_pairs(shared, kinds)
@@ -234,8 +247,17 @@ def _one_class(predictions: np.ndarray) -> bool:
     return predictions.size > 0 and bool(np.all(predictions == predictions[0]))
 
 
-def _score(name: str, y: np.ndarray, predictions: np.ndarray, champion: np.ndarray, champion_f1: float | None,
-           eligible: bool, level: float, draws: int, seed: int) -> CandidateScore:
+def _score(
+    name: str,
+    y: np.ndarray,
+    predictions: np.ndarray,
+    champion: np.ndarray,
+    champion_f1: float | None,
+    eligible: bool,
+    level: float,
+    draws: int,
+    seed: int,
+) -> CandidateScore:
     counts = ConfusionCounts.from_labels(y, predictions)
     f1 = counts.f1
     difference = None if f1 is None or champion_f1 is None else f1 - champion_f1
@@ -243,8 +265,16 @@ def _score(name: str, y: np.ndarray, predictions: np.ndarray, champion: np.ndarr
     if eligible and difference is not None:
         p_value = sign_flip_p_value(y, predictions, champion, draws, seed) if difference > 0 else 1.0
     passed = p_value is not None and difference is not None and difference > 0 and p_value <= level
-    return CandidateScore(name, counts, f1, difference, p_value, int(np.count_nonzero(predictions != champion)),
-                          _one_class(predictions), passed)
+    return CandidateScore(
+        name,
+        counts,
+        f1,
+        difference,
+        p_value,
+        int(np.count_nonzero(predictions != champion)),
+        _one_class(predictions),
+        passed,
+    )
 
 
 def _describe(score: CandidateScore, level: float) -> str:
@@ -252,8 +282,11 @@ def _describe(score: CandidateScore, level: float) -> str:
     text = f"{score.name} F1 {f1}"
     if score.difference is not None:
         text += f" ({score.difference:+.4f}"
-        text += f", p {score.p_value:.4f} {'<=' if score.passed else '>'} {level:.4g})" if score.p_value is not None \
+        text += (
+            f", p {score.p_value:.4f} {'<=' if score.passed else '>'} {level:.4g})"
+            if score.p_value is not None
             else ", not tested)"
+        )
     if score.one_class:
         text += " [predicts one class]"
     return text
@@ -300,12 +333,29 @@ def judge(
     best = max(passed, key=lambda s: s.f1 or 0.0).name if passed else None
     chosen = forced if forced is not None else best
     reason = _reason(chosen, forced is not None, best, champion_f1, y, scores, level)
-    return GateResult(chosen, forced is not None, champion_counts, champion_f1, scores, alpha, level, int(y.size),
-                      int(np.count_nonzero(y == 1)), reason)
+    return GateResult(
+        chosen,
+        forced is not None,
+        champion_counts,
+        champion_f1,
+        scores,
+        alpha,
+        level,
+        int(y.size),
+        int(np.count_nonzero(y == 1)),
+        reason,
+    )
 
 
-def _reason(chosen: str | None, forced: bool, best: str | None, champion_f1: float | None, y: np.ndarray,
-            scores: tuple[CandidateScore, ...], level: float) -> str:
+def _reason(
+    chosen: str | None,
+    forced: bool,
+    best: str | None,
+    champion_f1: float | None,
+    y: np.ndarray,
+    scores: tuple[CandidateScore, ...],
+    level: float,
+) -> str:
     numbers = "; ".join(_describe(s, level) for s in scores)
     champion = "undefined" if champion_f1 is None else f"{champion_f1:.4f}"
     on = f"on {y.size} fresh rows with {int(np.count_nonzero(y == 1))} positives: champion F1 {champion}; {numbers}"

@@ -29,14 +29,14 @@ def predictions_with_accuracy(rng: np.random.Generator, y: np.ndarray, accuracy:
 class RecordingModel:
     """A model that remembers the rows it was fitted on and the rows it predicted (by their first feature)."""
 
-    log: list["RecordingModel"]
+    log: list[RecordingModel]
 
-    def __init__(self, log: list["RecordingModel"]) -> None:
+    def __init__(self, log: list[RecordingModel]) -> None:
         self.seen: set[float] = set()
         self.predicted: set[float] = set()
         log.append(self)
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> "RecordingModel":
+    def fit(self, X: np.ndarray, y: np.ndarray) -> RecordingModel:
         self.seen = set(X[:, 0].tolist())
         return self
 
@@ -102,8 +102,11 @@ def test_window_is_the_rows_since_the_last_deployment_at_least_the_new_batch() -
 
 
 def test_candidate_slices_leave_out_duplicates() -> None:
-    assert candidate_slices(5000, 3000, 1000) == {"all": slice(0, 5000), "window": slice(2000, 5000),
-                                                  "new": slice(4000, 5000)}
+    assert candidate_slices(5000, 3000, 1000) == {
+        "all": slice(0, 5000),
+        "window": slice(2000, 5000),
+        "new": slice(4000, 5000),
+    }
     assert candidate_slices(5000, 1000, 1000) == {"all": slice(0, 5000), "window": slice(4000, 5000)}
     assert candidate_slices(1000, 1000, 1000) == {"all": slice(0, 1000)}
     assert candidate_slices(5000, 4600, 1000) == {"all": slice(0, 5000), "new": slice(4000, 5000)}  # 92% of all
@@ -129,8 +132,9 @@ def test_gate_rejects_a_worse_candidate_and_accepts_a_clearly_better_one() -> No
     result = judge(y, champion, {"all": predictions_with_accuracy(rng, y, 0.70)})
     assert result.chosen is None and result.candidate("all").difference < 0
     assert result.reason.startswith("keep the champion: no candidate is significantly better")
-    result = judge(y, champion, {"all": predictions_with_accuracy(rng, y, 0.70),
-                                 "window": predictions_with_accuracy(rng, y, 0.90)})
+    result = judge(
+        y, champion, {"all": predictions_with_accuracy(rng, y, 0.70), "window": predictions_with_accuracy(rng, y, 0.90)}
+    )
     assert result.chosen == "window" and result.level == pytest.approx(0.025)  # two candidates: alpha / 2
     assert result.candidate("window").p_value <= 0.001
     assert "deploy window" in result.line() and "champion F1" in result.line()
