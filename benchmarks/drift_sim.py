@@ -19,7 +19,7 @@ The simulated product (one "world" per run):
   ``window`` (rows since the last deployment) and ``new`` (the rows the drift was found on), cross-fitted on the
   new rows, against the deployed model's predictions there; a chosen candidate is trained on its rows and deployed.
 - A redeploy is drift AND the gate deploying. On unchanged data every redeploy is a false redeploy.
-- Detection: at every tick of the unchanged runs, a probe batch from a changed world goes to ``decide`` in the
+- Detection: at every second tick of the unchanged runs, a probe batch from a changed world goes to ``decide`` in the
   current state (not committed): labels flipped (20%, 50%), the decision boundary reversed (``drift=True``), or
   lastmonth_activity reported x3 (a unit change upstream: the labels still follow the true activity). For the
   significant rule at batches below 100 rows the probe also follows the change over as many ticks as the carried-
