@@ -17,10 +17,10 @@ from typing import Any
 from risk.artifacts import FINAL_DATA_NAME, INGESTED_FILES_NAME, METADATA_NAME, MODEL_NAME, REFERENCE_NAME, SCORE_NAME
 from risk.cli import make_parser, run_script
 from risk.config import Settings
+from risk.datasets import read_final_data
 from risk.errors import UserFacingError
 from risk.files import sha256_file
 from risk.modelfiles import ModelIntegrityError, read_metadata, read_score, reference_path
-from risk.datasets import read_final_data
 from risk.rows import row_hashes
 from risk.store import RecordsStore
 from risk.versions import (

@@ -17,9 +17,10 @@ so people can see where the two disagree.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -30,12 +31,13 @@ DEFAULT_ALPHA = 0.05
 DEFAULT_MIN_HISTORY = 10
 DEFAULT_DRAWS = 10_000
 DEFAULT_SEED = 0
+FIRST_DRAWS = 2_000  # enough to tell a clear no-drift (p above 0.25) at alpha 0.05 before drawing the rest
 # Added to each pooled cell before the null bootstrap draws counts from it: a cell seen zero times still gets a
 # small probability, so the null distribution never pretends a kind of error cannot happen (Jeffreys' prior).
 POOLED_PSEUDO_COUNT = 0.5
 
 
-class DriftRule(str, Enum):
+class DriftRule(StrEnum):
     """The drift rules a config may name (``drift_test``); the value is the name."""
 
     SIGNIFICANT = "significant"
@@ -186,6 +188,20 @@ class DriftDecision:
     def p_value(self) -> float | None:
         return None if self.verdict is None else self.verdict.p_value
 
+    @property
+    def next_reference(self) -> ConfusionCounts | None:
+        """The reference for the next decision while the same model stays deployed: this one plus the batch.
+
+        Once decided, a batch is more of what the reference is meant to be: the deployed model's counts on rows
+        it did not train on (its own, not the fold models'), so the test sharpens tick by tick. Every decided
+        batch joins, drifting ones included, so the reference is not biased upwards by keeping only the batches
+        that passed; a change no retrained model beats thus becomes the reference and stops alarming. Carried-
+        over rows join when they are decided. After a redeploy start again from the new model's out-of-fold counts.
+        """
+        if self.reference is None or self.carried_over:
+            return self.reference
+        return self.reference + self.batch
+
     def line(self) -> str:
         """One line a person reads: rule, verdict, numbers, rows and positives, the course rule beside."""
         evidence = f"{self.batch.rows} new labelled rows with {self.batch.positives} positives"
@@ -291,7 +307,11 @@ def f1_of_counts(counts: np.ndarray) -> np.ndarray:
 
 
 def drop_p_value(
-    batch: ConfusionCounts, reference: ConfusionCounts, draws: int = DEFAULT_DRAWS, seed: int = DEFAULT_SEED
+    batch: ConfusionCounts,
+    reference: ConfusionCounts,
+    draws: int = DEFAULT_DRAWS,
+    seed: int = DEFAULT_SEED,
+    stop_above: float | None = None,
 ) -> float:
     """One-sided p-value for "the batch F1 is below the reference F1", both counts being samples.
 
@@ -300,17 +320,28 @@ def drop_p_value(
     whose F1 drop (reference minus batch) is at least the observed one, counted as (1 + hits) / (1 + draws) so
     it is never 0. Drawing under the null (rather than reading a percentile interval of the observed drop)
     keeps the test's size near ``alpha`` at small batches, where F1's sampling distribution is skewed.
+
+    With ``stop_above`` the drawing stops after the first :data:`FIRST_DRAWS` when the p-value over all
+    ``draws`` is already sure to exceed it (the usual no-drift case): the verdict at that level is the one all the
+    draws would give, and the p-value reported is the estimate from the draws made.
     """
     observed = reference.f1 - batch.f1  # type: ignore[operator]  # callers check that both are defined
     pooled = batch.as_array() + reference.as_array() + POOLED_PSEUDO_COUNT
     shares = pooled / pooled.sum()
     rng = np.random.default_rng(seed)
-    drop = f1_of_counts(rng.multinomial(reference.rows, shares, size=draws)) - f1_of_counts(
-        rng.multinomial(batch.rows, shares, size=draws)
-    )
-    # a draw with an undefined F1 (nothing predicted or exited) cannot beat the observed drop: count it as no hit
-    hits = np.count_nonzero(np.nan_to_num(drop, nan=-np.inf) >= observed - 1e-12)
-    return (1 + hits) / (1 + draws)
+    enough = math.inf if stop_above is None else stop_above * (1 + draws) - 1  # more hits: p > stop_above
+    hits = drawn = 0
+    while drawn < draws:
+        size = min(FIRST_DRAWS, draws) if drawn == 0 else draws - drawn  # a first look, then all the rest
+        drop = f1_of_counts(rng.multinomial(reference.rows, shares, size=size)) - f1_of_counts(
+            rng.multinomial(batch.rows, shares, size=size)
+        )
+        # a draw with an undefined F1 (nothing predicted, nothing exited) counts as a hit: the cautious side
+        hits += int(np.count_nonzero(np.nan_to_num(drop, nan=np.inf) >= observed - 1e-12))
+        drawn += size
+        if hits > enough:
+            break
+    return (1 + hits) / (1 + drawn)
 
 
 def significant_verdict(
@@ -325,7 +356,7 @@ def significant_verdict(
     new_f1, reference_f1 = batch.f1, reference.f1
     if new_f1 is None or reference_f1 is None:
         raise ValueError("the significant rule needs a defined F1 on both the batch and the reference")
-    p_value = drop_p_value(batch, reference, draws, seed) if new_f1 < reference_f1 else 1.0
+    p_value = drop_p_value(batch, reference, draws, seed, stop_above=alpha) if new_f1 < reference_f1 else 1.0
     drift = p_value <= alpha
     against = f"reference F1 {reference_f1:.4f} ({reference.rows} out-of-sample rows)"
     if drift:
@@ -349,6 +380,20 @@ def parse_rule(rule: DriftRule | str) -> DriftRule:
         return DriftRule(rule)
     except ValueError:
         raise ValueError(f"unknown drift rule {rule!r}; choose one of {', '.join(DRIFT_RULES)}") from None
+
+
+def check_settings(*, alpha: float, min_rows: int, min_positives: int, min_history: int, draws: int) -> None:
+    """ValueError naming the setting when a drift setting is out of range."""
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be between 0 and 1 (exclusive), not {alpha}")
+    for name, value, least in (
+        ("min_rows", min_rows, 1),
+        ("min_positives", min_positives, 1),
+        ("min_history", min_history, 2),
+        ("draws", draws, 100),
+    ):
+        if value < least:
+            raise ValueError(f"{name} must be at least {least}, not {value}")
 
 
 def _evidence_shortfall(batch: ConfusionCounts, min_rows: int, min_positives: int) -> str | None:
@@ -383,6 +428,7 @@ def decide(
     (no positives and none predicted) is carried over whatever the rule.
     """
     chosen = parse_rule(rule)
+    check_settings(alpha=alpha, min_rows=min_rows, min_positives=min_positives, min_history=min_history, draws=draws)
     if chosen is DriftRule.SIGNIFICANT and (reference is None or reference.f1 is None):
         raise ValueError(
             "the significant drift rule needs the deployed model's reference counts with a defined F1 "

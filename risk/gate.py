@@ -31,6 +31,7 @@ DEFAULT_ALPHA = 0.05
 DEFAULT_DRAWS = 10_000
 DEFAULT_SEED = 0
 ALL, WINDOW, NEW = "all", "window", "new"
+NEAR_DUPLICATE = 0.9  # a window with at least this share of a kept candidate's rows is left out
 
 
 # --- which rows each candidate trains on ---
@@ -59,8 +60,9 @@ def candidate_slices(
 ) -> dict[str, slice]:
     """The rows each challenger trains on: ``all``, the recent ``window``, and the ``new`` rows.
 
-    ``new`` (the rows the drift was decided on, carried-over ones included) must be the last rows. Windows equal
-    to another are left out, so the selection correction is not spent on duplicates.
+    ``new`` (the rows the drift was decided on, carried-over ones included) must be the last rows. A window
+    within 10% of the rows of one kept before it is left out (the windows are nested, so it would train nearly
+    the same model): the selection correction is not spent on near-duplicates, nor the training time.
     """
     if not 0 < new_rows <= n_rows_in_order:
         raise ValueError(f"new_rows must be between 1 and the {n_rows_in_order} rows, not {new_rows}")
@@ -68,7 +70,8 @@ def candidate_slices(
     window = window_rows(n_rows_in_order, since_last_deploy, training_window_rows, new_rows=new_rows)
     newest = slice(n_rows_in_order - new_rows, n_rows_in_order)
     for name, rows in ((WINDOW, window), (NEW, newest)):
-        if all(rows != kept for kept in slices.values()):
+        size = rows.stop - rows.start
+        if all(size < NEAR_DUPLICATE * (kept.stop - kept.start) for kept in slices.values()):
             slices[name] = rows
     return slices
 
@@ -307,6 +310,8 @@ def judge(
     """
     if not candidates:
         raise ValueError("the gate needs at least one candidate")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be between 0 and 1 (exclusive), not {alpha}")
     if forced is not None and forced not in candidates:
         raise ValueError(f"forced candidate {forced!r} is not among the candidates {', '.join(candidates)}")
     y = np.asarray(y_new).ravel().astype(np.int64)

@@ -512,8 +512,10 @@ class RecordsStore:
     def mark_rows_decided(self, hashes: Iterable[int]) -> None:
         """Record rows as decided outside a pipeline run (the rows a model deployed by hand was trained on)."""
         with self.transaction() as conn:
-            conn.executemany("INSERT OR IGNORE INTO decided_rows (row_hash, run_id) VALUES (?, NULL)",
-                             ((int(row_hash),) for row_hash in hashes))
+            conn.executemany(
+                "INSERT OR IGNORE INTO decided_rows (row_hash, run_id) VALUES (?, NULL)",
+                ((int(row_hash),) for row_hash in hashes),
+            )
 
     def last_deploying_run(self) -> int | None:
         """The newest run whose outcome was a deployment (its decided rows are the current model's own)."""

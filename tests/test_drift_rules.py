@@ -148,6 +148,14 @@ def test_significant_carries_over_too_few_rows_or_positives_with_the_counts_in_t
     assert not decide("significant", enough, 0.5714, REFERENCE, []).carried_over
 
 
+def test_decided_batches_join_the_reference_carried_ones_wait() -> None:
+    batch = ConfusionCounts(tn=40, fp=16, fn=10, tp=34)
+    assert decide("significant", batch, 0.7, REFERENCE, []).next_reference == REFERENCE + batch
+    few = ConfusionCounts(tn=30, fp=4, fn=1, tp=3)
+    assert decide("significant", few, 0.7, REFERENCE, []).next_reference == REFERENCE
+    assert decide("raw", batch, 0.7, None, []).next_reference is None
+
+
 def test_significant_needs_reference_counts() -> None:
     with pytest.raises(ValueError, match="reference counts"):
         decide("significant", counts_with_f1(60, 100, tn=140), 0.7, None, [])

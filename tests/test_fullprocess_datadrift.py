@@ -92,7 +92,9 @@ def test_data_drift_alone_retrains_only_when_config_says_so(project: Project) ->
     retrained = project.run("fullprocess.py", config=config)
     assert "retraining on data drift alone (data_drift_triggers_retrain is true)" in retrained.stderr
     # the model still predicts these rows perfectly: no retrained candidate can beat it, so the gate keeps it
-    assert "challenger gate: keep the champion" in retrained.stderr and "summary: challenger rejected" in retrained.stderr
+    assert (
+        "challenger gate: keep the champion" in retrained.stderr and "summary: challenger rejected" in retrained.stderr
+    )
     settings = project.settings(config)
     assert current_version(settings) == "v0001"
     checks = data_drift_checks(project, config)

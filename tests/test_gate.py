@@ -109,6 +109,7 @@ def test_candidate_slices_leave_out_duplicates() -> None:
     }
     assert candidate_slices(5000, 1000, 1000) == {"all": slice(0, 5000), "window": slice(4000, 5000)}
     assert candidate_slices(1000, 1000, 1000) == {"all": slice(0, 1000)}
+    assert candidate_slices(5000, 4600, 1000) == {"all": slice(0, 5000), "new": slice(4000, 5000)}  # 92% of all
 
 
 def test_challenger_predictions_follow_a_reversed_concept_only_from_recent_rows() -> None:

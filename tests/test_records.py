@@ -209,10 +209,38 @@ def test_history_pages_newest_first_with_totals(tmp_path: Path) -> None:
 
 def test_drift_pages_decode_their_fields(tmp_path: Path) -> None:
     checks = [
-        DriftCheckRow("raw", "v0001", 0.6, 0.5, 0.6, 2, True, True, 40, 12, "challenger rejected", "drift: ...",
-                      ("x.csv",), {"rule": "raw", "gate": {"chosen": None}}),
-        DriftCheckRow("significant", "v0001", 0.6, None, None, 0, None, None, 20, 0, "carried over", "carried over",
-                      ("y.csv",), {"rule": "significant"}),
+        DriftCheckRow(
+            "raw",
+            "v0001",
+            0.6,
+            0.5,
+            0.6,
+            2,
+            True,
+            True,
+            40,
+            12,
+            "challenger rejected",
+            "drift: ...",
+            ("x.csv",),
+            {"rule": "raw", "gate": {"chosen": None}},
+        ),
+        DriftCheckRow(
+            "significant",
+            "v0001",
+            0.6,
+            None,
+            None,
+            0,
+            None,
+            None,
+            20,
+            0,
+            "carried over",
+            "carried over",
+            ("y.csv",),
+            {"rule": "significant"},
+        ),
     ]
     with RecordsStore(tmp_path / "records.sqlite") as store:
         for check in checks:

@@ -104,5 +104,7 @@ def test_a_script_with_a_bad_config_exits_2_with_one_clear_line(project: Project
     project.edit_config(drift_test="sometimes")
     result = project.run("fullprocess.py", check=False)
     assert result.returncode == 2
-    assert "key 'drift_test' must be one of significant, raw, parametric, nonparametric (got 'sometimes')" in result.stderr
+    assert (
+        "key 'drift_test' must be one of significant, raw, parametric, nonparametric (got 'sometimes')" in result.stderr
+    )
     assert "Traceback" not in result.stderr
