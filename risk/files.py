@@ -55,25 +55,30 @@ def _temp_path(path: Path, suffix: str | None) -> Path:
             continue
 
 
-def atomic_write(path: Path, write: Callable[[Path], None], temp_suffix: str | None = None) -> Path:
+def atomic_write(
+    path: Path, write: Callable[[Path], None], temp_suffix: str | None = None, durable: bool = True
+) -> Path:
     """Create ``path`` through ``write(tmp_path)`` then one rename: readers see the old file or the new, never half.
 
     ``write`` receives a temporary path in the same folder, ending like ``path`` (so pandas, pickle or savefig pick
     the format from it) unless ``temp_suffix`` says otherwise (``.tmp`` for a file a collector globs by suffix).
     The file is readable by all (0644): other users' services (node_exporter, a web server) read artifacts.
+    ``durable`` flushes the file and its folder to disk; without it the rename is still atomic for readers.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_path(path, temp_suffix)
     try:
         write(tmp)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
+        if durable:
+            with open(tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
     return path
 
 
@@ -81,8 +86,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
-def atomic_write_text(path: Path, text: str, temp_suffix: str | None = None) -> Path:
-    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), temp_suffix)
+def atomic_write_text(path: Path, text: str, temp_suffix: str | None = None, durable: bool = True) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), temp_suffix, durable)
 
 
 def stale_temp_files(folder: Path, alive: Callable[[int], bool]) -> list[Path]:

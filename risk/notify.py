@@ -69,10 +69,10 @@ import math
 import threading
 import urllib.parse
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from risk.clock import unix_seconds
 from risk.files import atomic_write_text
 from risk.logs import NOTICE
 from risk.outcome import Event, EventKind, RunOutcome, RunRecord
@@ -297,7 +297,9 @@ def write_textfile(path: Path, record: RunRecord) -> Path:
             "rename it (e.g. risk.prom)",
             path,
         )
-    atomic_write_text(path, render_textfile(record), temp_suffix=".tmp")  # the collector reads *.prom only
+    # .tmp: the collector reads *.prom only; not durable: a metrics file may be a run old after a power cut, but
+    # every tick writes it and an fsync on each would cost more than the rest of a no-op tick
+    atomic_write_text(path, render_textfile(record), temp_suffix=".tmp", durable=False)
     return path
 
 
@@ -338,16 +340,11 @@ def _data_drift_samples(verdict: str | None) -> tuple[Sample, ...]:
 
 
 def _unix_seconds(timestamp: str | None) -> float | None:
-    """Unix seconds of an ISO 8601 timestamp (no zone means UTC, as the pipeline writes it); None if unreadable."""
-    if not timestamp:
-        return None
+    """Unix seconds of a pipeline timestamp; None if there is none or it is unreadable."""
     try:
-        moment = datetime.fromisoformat(timestamp)
+        return unix_seconds(timestamp) if timestamp else None
     except ValueError:
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
 
 
 def _number(value: float | int | bool) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -20,7 +20,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure, SubFigure
 from matplotlib.ticker import MaxNLocator
 
-from risk.clock import parse_utc
+from risk.clock import unix_seconds
 
 FigureLike = Figure | SubFigure
 
@@ -65,7 +65,7 @@ def _time_axis(axes: Axes, times: Sequence[datetime], label: str = "time (UTC)")
 
 
 def _times(rows: Sequence[dict[str, Any]], key: str) -> list[datetime]:
-    return [parse_utc(row[key]) for row in rows]
+    return [datetime.fromtimestamp(unix_seconds(row[key]), tz=UTC) for row in rows]
 
 
 # --- the plots ---

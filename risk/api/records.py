@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 from risk.api.errors import ApiError
-from risk.clock import parse_utc
+from risk.clock import seconds_since
 from risk.config import Settings
 from risk.store import RecordsStore, reading
+from risk.versions import DeploymentRecord
 
 SCORE_LOOKBACK = 200
 
@@ -61,10 +61,9 @@ def scored_at(settings: Settings, model_sha256: str) -> str | None:
     return next((r["scored_at"] for r in rows if r["kind"] == "test" and r["model_sha256"] == model_sha256), None)
 
 
-def model_age_seconds(record: dict[str, Any]) -> float | None:
+def model_age_seconds(record: DeploymentRecord) -> float | None:
     """Seconds since a version's ``deployed_at``, or None when the record has no readable time."""
     try:
-        deployed = parse_utc(record.deployed_at)
-    except (KeyError, TypeError, ValueError):
+        return round(seconds_since(record.deployed_at), 3)
+    except (AttributeError, TypeError, ValueError):
         return None
-    return round((datetime.now(UTC) - deployed).total_seconds(), 3)
