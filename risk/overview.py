@@ -1,23 +1,36 @@
 """The model's history, gathered once for the PDF report and the dashboard.
 
 :func:`build_overview` reads the records store (deployments, drift decisions, diagnostics snapshots, the
-current version's evaluation, ingestions, data drift), the current version's deployment record and the
-latest ``apireturns.txt``. It recomputes nothing and writes nothing, so a GET can call it on a read-only
-store. Standard library only.
+current version's evaluation, ingestions, data drift, the two newest risk lists), the current version's
+deployment record and metadata, the latest ``risklist.csv`` and ``apireturns.txt``. It recomputes nothing and
+writes nothing, so a GET can call it on a read-only store.
+
+:func:`latest_risk_list` is the one reader of the risk list (the API's ``GET /risk``, the dashboard, the
+report): the newest list recorded in the store, its CSV checked against the recorded sha256 (a list being
+replaced is not mixed with the record of the one before), and the clients who entered its top 100 since the
+previous list, from the two lists' recorded summaries (the previous file is gone: each list overwrites it).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from risk.artifacts import API_RETURNS_NAME
+from risk.cbpe import F1Estimate
 from risk.clock import utc_now
 from risk.config import Settings
 from risk.errors import UserFacingError
+from risk.modelfiles import read_metadata
+from risk.risklist import TRACKED_TOP, Entrant, LoadedRiskList, changes, load_risklist
+from risk.schema import DataFileError
 from risk.store import RecordsStore
-from risk.versions import DeploymentRecord, current_version, read_record
+from risk.versions import DeploymentRecord, current_version, read_record, versions_dir
 
 log = logging.getLogger("history")
 
@@ -46,6 +59,88 @@ DATA_DRIFT_COLUMNS = {
 RECENT_LIMIT = 10
 
 
+class RiskListUnavailable(UserFacingError):
+    """No risk list to show: none recorded yet, its file is missing or unreadable, or it is being replaced."""
+
+
+@dataclass(frozen=True, eq=False)
+class RiskListView:
+    """The newest risk list as recorded in the store, with its rows read from its (sha256-checked) CSV."""
+
+    model_version: str
+    model_sha256: str
+    scored_at: str
+    rows: int  # clients in the book
+    book_path: str
+    book_sha256: str
+    list_path: str
+    list_sha256: str
+    estimate: F1Estimate  # CBPE: the F1 the model should reach on this book, from its probabilities alone
+    calibration: dict[str, Any] | None  # risk.risklist.Calibration.as_json(), recorded when the list was made
+    frame: pd.DataFrame  # risk.risklist.COLUMNS, rank 1 first
+    entrants: list[Entrant] | None  # into the top TRACKED_TOP since the previous list; None: nothing to compare
+    previous_scored_at: str | None = None
+    previous_model_version: str | None = None
+    realized_f1: float | None = None  # the F1 on this book once its labels arrive (none do yet)
+
+    def top(self, count: int) -> pd.DataFrame:
+        return self.frame.iloc[:count]
+
+
+def _previous_top(summary: dict[str, Any]) -> pd.DataFrame | None:
+    """A list's recorded top TRACKED_TOP as a frame :func:`risk.risklist.changes` compares with."""
+    top = summary.get("top_100")
+    if not isinstance(top, list):
+        return None
+    return pd.DataFrame({"corporation": [str(c) for c in top], "rank": range(1, len(top) + 1)})
+
+
+def latest_risk_list(
+    store: RecordsStore | None, read: Callable[[Path], LoadedRiskList] = load_risklist
+) -> RiskListView:
+    """The newest recorded risk list and what changed since the one before (see the module docstring).
+
+    RiskListUnavailable saying what to do when there is none to show. ``read`` loads a list file (the API passes
+    one that caches by the file's stat).
+    """
+    lists = store.risk_lists(2) if store is not None else []
+    if not lists:
+        raise RiskListUnavailable("no risk list yet: run fullprocess.py (it ranks the client book, client_book_path)")
+    latest, previous = lists[0], (lists[1] if len(lists) > 1 else None)
+    path = Path(latest["list_path"])
+    try:
+        loaded = read(path)
+    except FileNotFoundError:
+        raise RiskListUnavailable(
+            f"the risk list {path} is missing; run fullprocess.py to rank the clients again"
+        ) from None
+    except DataFileError as err:
+        raise RiskListUnavailable(str(err)) from None
+    if loaded.sha256 != latest["list_sha256"]:
+        raise RiskListUnavailable(
+            f"the risk list {path} is not the one recorded last (a run may be replacing it); retry in a moment, "
+            "and if this persists run fullprocess.py"
+        )
+    summary = latest["summary"]
+    before = _previous_top(previous["summary"]) if previous else None
+    return RiskListView(
+        model_version=latest["model_version"],
+        model_sha256=latest["model_sha256"],
+        scored_at=summary.get("scored_at") or latest["scored_at"],
+        rows=int(latest["rows"]),
+        book_path=latest["book_path"],
+        book_sha256=latest["book_sha256"],
+        list_path=str(path),
+        list_sha256=latest["list_sha256"],
+        estimate=F1Estimate.from_json(summary["estimate"]),
+        calibration=summary.get("calibration"),
+        frame=loaded.frame,
+        entrants=changes(before, loaded.frame, TRACKED_TOP) if before is not None else None,
+        previous_scored_at=(previous["summary"].get("scored_at") or previous["scored_at"]) if previous else None,
+        previous_model_version=previous["model_version"] if previous else None,
+    )
+
+
 @dataclass(frozen=True)
 class Overview:
     """Everything the report and the dashboard show; lists of history rows are oldest first."""
@@ -61,6 +156,9 @@ class Overview:
     ingested_files: list[dict[str, Any]] = field(default_factory=list)
     data_drift: dict[str, Any] | None = None
     api_returns: str | None = None
+    model_metadata: dict[str, Any] | None = None  # the current version's trainedmodel.json
+    risk_list: RiskListView | None = None
+    risk_list_problem: str | None = None  # why there is no risk list to show
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -175,16 +273,50 @@ def _deployment_record(settings: Settings, version: str | None, notes: list[str]
         return None
 
 
-def build_overview(settings: Settings, store: RecordsStore | None) -> Overview:
-    """Gather the current version and the history; ``store`` None means there is no records store yet."""
+def _model_metadata(settings: Settings, version: str | None, notes: list[str]) -> dict[str, Any] | None:
+    if version is None:
+        return None
+    try:
+        return read_metadata(versions_dir(settings) / version)
+    except UserFacingError as err:
+        notes.append(str(err))
+        return None
+
+
+def _risk_list(
+    store: RecordsStore | None, read: Callable[[Path], LoadedRiskList]
+) -> tuple[RiskListView | None, str | None]:
+    try:
+        return latest_risk_list(store, read), None
+    except RiskListUnavailable as err:
+        return None, str(err)
+
+
+def build_overview(
+    settings: Settings, store: RecordsStore | None, read_list: Callable[[Path], LoadedRiskList] = load_risklist
+) -> Overview:
+    """Gather the current version and the history; ``store`` None means there is no records store yet.
+
+    ``read_list`` reads the risk list's CSV (see :func:`latest_risk_list`).
+    """
     notes: list[str] = []
     version = current_version(settings)
     deployment = _deployment_record(settings, version, notes)
+    metadata = _model_metadata(settings, version, notes)
     api_returns = read_api_returns(settings)
     if store is None:
         notes.append(f"no records store at {settings.records_db_path} yet; run fullprocess.py")
-        return Overview(utc_now(), version, deployment, api_returns=api_returns, notes=notes)
+        return Overview(
+            utc_now(),
+            version,
+            deployment,
+            api_returns=api_returns,
+            model_metadata=metadata,
+            risk_list_problem=_risk_list(None, read_list)[1],
+            notes=notes,
+        )
     with store.read_snapshot():
+        risk_list, risk_list_problem = _risk_list(store, read_list)
         evaluation = store.latest_evaluation(version) if version else None
         overview = Overview(
             generated_at=utc_now(),
@@ -198,6 +330,9 @@ def build_overview(settings: Settings, store: RecordsStore | None) -> Overview:
             ingested_files=store.latest_ingestion_per_file(),
             data_drift=store.latest_data_drift(),
             api_returns=api_returns,
+            model_metadata=metadata,
+            risk_list=risk_list,
+            risk_list_problem=risk_list_problem,
             notes=notes,
         )
     if version and evaluation is None:

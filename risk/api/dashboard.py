@@ -13,11 +13,11 @@ import contextlib
 import hashlib
 import json
 import logging
-import re
 from typing import Any
 
-from flask import Blueprint, abort, current_app, jsonify, render_template, request
+from flask import Blueprint, abort, current_app, jsonify, render_template
 
+from risk.api.query import MAX_OFFSET, known_parameters, one_parameter, whole_number_parameter
 from risk.api.state import api_state
 from risk.artifacts import API_RETURNS_NAME
 from risk.config import Settings
@@ -38,9 +38,7 @@ blueprint = Blueprint("dashboard", __name__, template_folder="templates")
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 200
-MAX_OFFSET = 10**9
 HISTORY_PARAMETERS = ("kind", "limit", "offset")
-WHOLE_NUMBER = re.compile(r"[0-9]{1,10}")
 PLOT_CACHE_KEY = "dashboard_plots"
 
 
@@ -51,39 +49,14 @@ def _settings() -> Settings:
 # --- /history ---
 
 
-def _one(name: str) -> str | None:
-    """A query parameter given at most once (400 when repeated), or None."""
-    values = request.args.getlist(name)
-    if len(values) > 1:
-        abort(400, description=f"query parameter {name!r} is given {len(values)} times; give it once")
-    return values[0] if values else None
-
-
-def _whole_number(name: str, default: int, minimum: int, maximum: int) -> int:
-    """A query parameter as an int in [minimum, maximum]; 400 naming the parameter and the range otherwise."""
-    raw = _one(name)
-    if raw is None:
-        return default
-    if not WHOLE_NUMBER.fullmatch(raw) or not minimum <= int(raw) <= maximum:
-        abort(
-            400,
-            description=f"query parameter {name!r} must be a whole number from {minimum} to {maximum} (got {raw!r})",
-        )
-    return int(raw)
-
-
 def history_paging() -> tuple[list[str], int, int]:
     """The kinds, limit and offset asked for by ``/history``'s query string, validated (400 otherwise)."""
-    unknown = sorted(set(request.args) - set(HISTORY_PARAMETERS))
-    if unknown:
-        abort(
-            400, description=f"unknown query parameter {unknown[0]!r}; /history takes {', '.join(HISTORY_PARAMETERS)}"
-        )
-    kind = _one("kind")
+    known_parameters("/history", HISTORY_PARAMETERS)
+    kind = one_parameter("kind")
     if kind is not None and kind not in HISTORY_KINDS:
         abort(400, description=f"query parameter 'kind' must be one of {', '.join(HISTORY_KINDS)} (got {kind!r})")
-    limit = _whole_number("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-    offset = _whole_number("offset", 0, 0, MAX_OFFSET)
+    limit = whole_number_parameter("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    offset = whole_number_parameter("offset", 0, 0, MAX_OFFSET)
     return ([kind] if kind else list(HISTORY_KINDS)), limit, offset
 
 
