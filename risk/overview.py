@@ -338,3 +338,15 @@ def build_overview(
     if version and evaluation is None:
         notes.append(f"no confusion matrix recorded for {version}; run reporting.py")
     return overview
+
+
+def missing_values_line(history: list[dict[str, Any]]) -> str | None:
+    """One sentence instead of a chart when no diagnostics run found a missing value; None when some did (or
+    there is no run yet: the chart says so)."""
+    if not history:
+        return None
+    shares = [value for snapshot in history for value in (snapshot.get("missing_data_percent") or {}).values()]
+    if any(value for value in shares if value is not None):
+        return None
+    runs = "the diagnostics run" if len(history) == 1 else f"any of the {len(history)} diagnostics runs"
+    return f"No missing values in any column at {runs} (latest {format_time(history[-1].get('timestamp'))})."

@@ -1,9 +1,10 @@
 """The dashboard blueprint: ``GET /dashboard`` (one HTML page) and ``GET /history`` (JSON, paged).
 
-``/dashboard`` shows the current version, the F1 trend, the confusion matrix, the data summary, recent drift
-decisions and deployments, the diagnostics and data drift, rendered server-side with Jinja; the plots (the
-same functions as the PDF report, plots.py) are inline SVG images, so the page needs no other request and no
-internet. ``/history`` returns the score, drift-decision and deployment history, newest first, paged with
+``/dashboard`` shows the current version, the riskiest clients of the newest risk list (with the histogram of
+the book's probabilities, who entered the top 100, the CBPE estimate and the calibration recorded with the list),
+the F1 trend, the confusion matrix, the data summary, recent drift decisions and deployments, the diagnostics and
+data drift, rendered server-side with Jinja; the plots (the same functions as the PDF report, plots.py) are
+inline SVG images, so the page needs no other request and no internet. ``/history`` returns the score, drift-decision and deployment history, newest first, paged with
 ``limit`` and ``offset``. Both read the records store read-only: a GET never writes and never recomputes.
 """
 
@@ -18,6 +19,7 @@ from typing import Any
 from flask import Blueprint, abort, current_app, jsonify, render_template
 
 from risk.api.query import MAX_OFFSET, known_parameters, one_parameter, whole_number_parameter
+from risk.api.risk import cached_reader
 from risk.api.state import api_state
 from risk.artifacts import API_RETURNS_NAME
 from risk.config import Settings
@@ -28,8 +30,10 @@ from risk.overview import (
     data_drift_rows,
     format_number,
     format_time,
+    missing_values_line,
     summary_rows,
 )
+from risk.risklist import TRACKED_TOP
 from risk.store import HISTORY_KINDS, RecordsStore, reading
 
 log = logging.getLogger("dashboard")
@@ -40,6 +44,7 @@ DEFAULT_LIMIT = 20
 MAX_LIMIT = 200
 HISTORY_PARAMETERS = ("kind", "limit", "offset")
 PLOT_CACHE_KEY = "dashboard_plots"
+DASHBOARD_TOP = 25  # riskiest clients shown; the whole list is a download (GET /risk?format=csv)
 
 
 def _settings() -> Settings:
@@ -85,6 +90,8 @@ def _plot_inputs(overview: Overview) -> str:
         overview.deploys,
         overview.drift_checks,
         overview.diagnostics_history,
+        overview.risk_list.list_sha256 if overview.risk_list else None,
+        overview.risk_list.calibration if overview.risk_list else None,
     ]
     return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -98,12 +105,23 @@ def draw_plots(overview: Overview) -> dict[str, str | None]:
         matrix = plots.draw_confusion_matrix(
             plots.confusion_matrix_of(overview.evaluation), plots.confusion_matrix_title(overview.version)
         )
+    risk_list, probabilities, reliability = overview.risk_list, None, None
+    if risk_list is not None:
+        frame = risk_list.frame
+        probabilities = plots.draw_probability_histogram(
+            frame["probability"].to_numpy(), frame["band"].to_numpy(), risk_list.model_version
+        )
+        if risk_list.calibration:
+            reliability = plots.draw_reliability(risk_list.calibration["bins"], risk_list.calibration["rows"])
+    nothing_missing = missing_values_line(overview.diagnostics_history)
     figures = {
         "f1_trend": plots.draw_f1_trend(overview.deploys, overview.drift_checks, overview.version),
         "confusion_matrix": matrix,
         "summary_trend": plots.draw_summary_trend(overview.diagnostics_history),
-        "missing_trend": plots.draw_missing_trend(overview.diagnostics_history),
+        "missing_trend": None if nothing_missing else plots.draw_missing_trend(overview.diagnostics_history),
         "timings": plots.draw_timings(overview.diagnostics_history),
+        "probabilities": probabilities,
+        "reliability": reliability,
     }
     return {name: plots.figure_data_uri(figure) if figure is not None else None for name, figure in figures.items()}
 
@@ -122,7 +140,7 @@ def cached_plots(overview: Overview) -> dict[str, str | None]:
 def dashboard():
     settings = _settings()
     with reading(settings.records_db_path) as store:
-        overview = build_overview(settings, store)
+        overview = build_overview(settings, store, cached_reader())
     data_drift = overview.data_drift
     html = render_template(
         "dashboard.html",
@@ -132,6 +150,9 @@ def dashboard():
         data_drift_facts=data_drift_facts(data_drift) if data_drift else [],
         data_drift_table=data_drift_rows(data_drift) if data_drift else ([], []),
         api_returns_name=API_RETURNS_NAME,
+        nothing_missing=missing_values_line(overview.diagnostics_history),
+        riskiest=list(overview.risk_list.top(DASHBOARD_TOP).itertuples(index=False)) if overview.risk_list else [],
+        tracked_top=TRACKED_TOP,
         when=format_time,
         num=format_number,
     )
