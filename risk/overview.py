@@ -350,3 +350,97 @@ def missing_values_line(history: list[dict[str, Any]]) -> str | None:
         return None
     runs = "the diagnostics run" if len(history) == 1 else f"any of the {len(history)} diagnostics runs"
     return f"No missing values in any column at {runs} (latest {format_time(history[-1].get('timestamp'))})."
+
+
+# --- the report's first page, in sentences ---
+
+FEW_ROWS = 30  # labelled rows below which an F1 says little on its own
+NEXT_STEPS = {
+    "no drift": "no drift, so {checked} stays deployed",
+    "carried over": "too few rows to decide on, so {checked} stays deployed and they are pooled with the next batch",
+    "challenger rejected": "drift, but no retrained model was significantly better, so {checked} stays deployed",
+    "challenger deployed": "drift; a retrained model did significantly better and replaced it",
+    "forced": "an operator forced a retrain (--force), which replaced it",
+}
+
+
+def latest_decision_sentence(overview: Overview) -> str:
+    """What happened last, in one sentence: the newest drift check's decision and the version deployed now."""
+    now = overview.version or "no model"
+    check = overview.drift_checks[-1] if overview.drift_checks else None
+    if check is None:
+        since = f" since {format_time(overview.deployed_at)}" if overview.deployed_at else ""
+        return f"No new data has been checked yet: {now} is deployed{since}, trained on the first data."
+    checked = check.get("deployed_version") or "the deployed model"
+    step = check.get("next_step") or ("drift" if check.get("drift") else "no drift")
+    outcome = NEXT_STEPS.get(step, step).format(checked=checked)
+    rows = check.get("rows")
+    batch = f"{rows:,} new rows" if isinstance(rows, int) else "the new data"
+    since = [row for row in overview.deployments if row["deployed_at"] > check["checked_at"]]
+    if since:  # a deploy by hand, --force with nothing new, or a rollback after the check
+        last = since[-1]
+        action = "rolled back to" if last["action"] == "rollback" else "deployed"
+        later = (
+            f"Since then {last['version']} was {action} ({format_time(last['deployed_at'])}); {now} is deployed now."
+        )
+    else:
+        later = f"{now} is deployed now."
+    return (
+        f"On {format_time(check['checked_at'])}, {checked} was checked on {batch}: {outcome}. {later} "
+        f"The check said: {check['reason']}"
+    )
+
+
+def _f1_words(f1: float | None, rows: int) -> str:
+    if f1 is None:
+        return f"F1 is undefined on {rows:,} labelled rows (no exits among them and none predicted)"
+    caveat = ": too few for this score alone to say much" if rows < FEW_ROWS else ""
+    return f"F1 is {f1:.3f} on {rows:,} labelled rows{caveat}"
+
+
+def model_health_lines(overview: Overview) -> list[str]:
+    """The deployed model's health in plain words: how it scores, on how many labelled rows each score rests,
+    what it expects on the client book and whether its probabilities hold."""
+    from risk.drift import ConfusionCounts  # numpy: only when a report is written
+
+    lines = []
+    evaluation = overview.evaluation
+    if evaluation:
+        lines.append(
+            f"On the test file, {_f1_words(evaluation['f1'], int(evaluation['rows']))} "
+            f"(precision {evaluation['precision']:.3f}, recall {evaluation['recall']:.3f})."
+        )
+    elif overview.deployment:
+        lines.append(
+            f"On the test file, F1 was {overview.deployment.f1:.3f} when it was deployed (not evaluated since)."
+        )
+    reference = (overview.model_metadata or {}).get("reference_counts")
+    if reference:
+        counts = ConfusionCounts.from_json(reference)
+        lines.append(
+            f"Out of fold (each training row scored by a model fitted without it), {_f1_words(counts.f1, counts.rows)}: "
+            "the reference the drift check compares new batches with."
+        )
+    elif overview.version:
+        lines.append("No out-of-fold reference is recorded for this model (trained before it was kept).")
+    risk_list = overview.risk_list
+    if risk_list:
+        estimate = risk_list.estimate
+        lines.append(
+            f"On the client book, the model's own probabilities put its F1 at about {estimate.f1:.3f} "
+            f"({estimate.level:.0%} interval {estimate.low:.3f} to {estimate.high:.3f}), resting on "
+            f"{estimate.rows:,} clients; no labels have arrived to check it against yet."
+        )
+        if risk_list.calibration:
+            lines.append(calibration_sentence(risk_list.calibration))
+    if overview.data_drift:
+        lines.append(f"Data drift, latest check: {overview.data_drift.get('verdict')}.")
+    return lines or ["No model is deployed yet; run fullprocess.py."]
+
+
+def calibration_sentence(calibration: dict[str, Any]) -> str:
+    """The calibration recorded with a risk list (risk.risklist.Calibration.as_json()) in one sentence, with
+    what it was measured on."""
+    rows, trained = calibration["rows"], calibration.get("training_rows")
+    own = f", {trained:,} of which the model was trained on (so at best optimistic)" if trained else ""
+    return f"Calibration on {rows:,} labelled ingested rows{own}: {calibration['verdict']}."

@@ -26,6 +26,7 @@ from risk.config import Settings
 from risk.overview import (
     Overview,
     build_overview,
+    calibration_sentence,
     data_drift_facts,
     data_drift_rows,
     format_number,
@@ -153,6 +154,7 @@ def dashboard():
         nothing_missing=missing_values_line(overview.diagnostics_history),
         riskiest=list(overview.risk_list.top(DASHBOARD_TOP).itertuples(index=False)) if overview.risk_list else [],
         tracked_top=TRACKED_TOP,
+        calibration_sentence=calibration_sentence,
         when=format_time,
         num=format_number,
     )
