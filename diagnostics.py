@@ -42,6 +42,7 @@ from risk.store import RecordsStore
 log = logging.getLogger("diagnostics")
 
 TIMED_STEPS = ("ingestion", "training")
+SUMMARY_PERCENTILES = (10, 25, 75, 90)
 STEP_TIMEOUT_SECONDS = 900
 REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
@@ -65,14 +66,18 @@ def _plain(value: float) -> float | None:
 
 
 def dataframe_summary(settings: Settings, frame: pd.DataFrame | None = None) -> dict[str, dict[str, float | None]]:
-    """Mean, median and standard deviation of each numeric column of ``finaldata.csv``."""
+    """Mean, median and standard deviation of each numeric column of ``finaldata.csv`` (the course's three), and
+    its 10th, 25th, 75th and 90th percentiles (``p10``...: the spread of skewed counts, which mean ± std
+    misstates)."""
     frame = read_final_data(settings) if frame is None else frame
     numeric = frame.select_dtypes(include="number")
+    percentiles = numeric.quantile([p / 100 for p in SUMMARY_PERCENTILES]) if len(numeric.columns) else None
     return {
         column: {
             "mean": _plain(numeric[column].mean()),
             "median": _plain(numeric[column].median()),
             "std": _plain(numeric[column].std()),
+            **{f"p{p}": _plain(percentiles[column].iloc[i]) for i, p in enumerate(SUMMARY_PERCENTILES)},
         }
         for column in numeric.columns
     }

@@ -9,6 +9,7 @@ shared with the dashboard (plots.py). matplotlib only, headless.
 
 from __future__ import annotations
 
+import functools
 import logging
 import textwrap
 from collections.abc import Callable, Sequence
@@ -20,7 +21,9 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure, SubFigure
+from matplotlib.font_manager import FontProperties
 from matplotlib.layout_engine import ConstrainedLayoutEngine
+from matplotlib.textpath import text_to_path
 from sklearn.metrics import confusion_matrix
 
 from diagnostics import model_predictions
@@ -32,11 +35,16 @@ from risk.deployed import DeployedModel, load_deployed_model
 from risk.files import atomic_write, atomic_write_bytes
 from risk.overview import (
     Overview,
+    RiskListView,
     build_overview,
+    calibration_sentence,
     data_drift_facts,
     data_drift_rows,
     format_number,
     format_time,
+    latest_decision_sentence,
+    missing_values_line,
+    model_health_lines,
     summary_rows,
 )
 from risk.plots import (
@@ -45,6 +53,8 @@ from risk.plots import (
     draw_confusion_matrix,
     draw_f1_trend,
     draw_missing_trend,
+    draw_probability_histogram,
+    draw_reliability,
     draw_summary_trend,
     draw_timings,
     figure_bytes,
@@ -57,9 +67,16 @@ logging.getLogger("fontTools").setLevel(logging.WARNING)  # its font subsetting 
 
 PAGE_SIZE = (8.27, 11.69)  # A4 portrait, inches
 TABLE_FONT_SIZE = 8
-CHARS_PER_PAGE_WIDTH = 105  # characters of TABLE_FONT_SIZE text that fit across a full-width table
+TABLE_WIDTH_SHARE = 0.9  # of its block's width a laid-out table axes keeps at least (margins and padding)
 MAX_TABLE_ROWS = 24
 CELL_PADDING = 0.03  # fraction of the cell width
+LINE_SPACING = 1.2  # matplotlib's: a line of text is 1.2 font sizes tall
+ROW_PADDING_LINES = 0.6  # a row is its lines plus this much space
+TABLE_ROOM = 0.98  # of the axes' height the table may fill
+PARAGRAPH_FONT_SIZE = 9
+BULLET = "\u2022 "
+INDENT = "   "  # about as wide as the bullet
+REPORT_TOP = 10  # riskiest clients on the first page
 
 DRIFT_COLUMN_WEIGHTS = {"feature": 20, "status": 17, "detail": 34, "ref. mean": 13, "batch mean": 12, "rows": 9}
 API_LINES_PER_PAGE = 80
@@ -132,10 +149,39 @@ def _page(title: str, overview: Overview, height_ratios: Sequence[float]) -> tup
     return figure, list(blocks.ravel())
 
 
-def _clip(text: Any, width: int) -> str:
-    """A one-line cell: None as a dash, long text cut with an ellipsis."""
-    text = "-" if text is None else " ".join(str(text).split())
-    return text if len(text) <= width else text[: max(1, width - 1)] + "…"
+@functools.lru_cache(maxsize=4096)
+def _char_width(char: str, size: float, bold: bool) -> float:
+    """Width in points of one character in matplotlib's default font."""
+    font = FontProperties(size=size, weight="bold" if bold else "normal")
+    return text_to_path.get_text_width_height_descent(char, font, ismath=False)[0]
+
+
+def _text_width(text: str, size: float, bold: bool = False) -> float:
+    """Width in points of a line of text (characters summed: kerning only narrows it, so this is a bound)."""
+    return sum(_char_width(char, size, bold) for char in text)
+
+
+def wrap_to_width(text: Any, width: float, size: float, bold: bool = False) -> list[str]:
+    """Text (None as a dash) in lines no wider than ``width`` points at font ``size``: words kept whole unless one
+    alone is wider than a line (then it is split). Never cut: every character is on some line."""
+    words = ("-" if text is None else " ".join(str(text).split())).split(" ")
+    lines: list[str] = []
+    current = ""
+    for word in words:
+        candidate = f"{current} {word}" if current else word
+        if _text_width(candidate, size, bold) <= width:
+            current = candidate
+            continue
+        if current:
+            lines.append(current)
+        current = ""
+        for char in word:  # a word wider than the line: split it where it must
+            if current and _text_width(current + char, size, bold) > width:
+                lines.append(current)
+                current = ""
+            current += char
+    lines.append(current)
+    return lines
 
 
 def _table(
@@ -146,27 +192,77 @@ def _table(
     widths: Sequence[float],
     empty: str = "nothing recorded yet",
 ) -> None:
-    """A plain table at the top of ``axes`` (widths are fractions of the axes); cells never wrap or overlap."""
+    """A plain table at the top of ``axes`` (widths are fractions of the axes). Long cells wrap onto more lines
+    and their row grows; rows that do not fit in the axes are left out and counted in a last row."""
     axes.axis("off")
     axes.set_title(title, loc="left", fontsize=11, fontweight="bold")
     if not rows:
         axes.text(0, 0.95, empty, va="top", fontsize=9, color="0.4", transform=axes.transAxes)
         return
-    shown = list(rows[:MAX_TABLE_ROWS])
-    cells = [[_clip(value, int(width * CHARS_PER_PAGE_WIDTH)) for value, width in zip(row, widths)] for row in shown]
-    if len(rows) > len(shown):
-        cells.append([f"... and {len(rows) - len(shown)} more", *[""] * (len(header) - 1)])
-    labels = [_clip(label, int(width * CHARS_PER_PAGE_WIDTH)) for label, width in zip(header, widths)]
-    table = axes.table(cellText=cells, colLabels=labels, colWidths=list(widths), loc="upper left", cellLoc="left")
+    room = [_cell_room(axes, width) for width in widths]
+    line = _line_height(axes)
+    labels = [wrap_to_width(label, points, TABLE_FONT_SIZE, bold=True) for label, points in zip(header, room)]
+    used = _row_height(max(map(len, labels)), line)
+    cells: list[list[list[str]]] = []
+    for row in rows[:MAX_TABLE_ROWS]:
+        wrapped = [wrap_to_width(value, points, TABLE_FONT_SIZE) for value, points in zip(row, room)]
+        height = _row_height(max(map(len, wrapped)), line)
+        if used + height + _row_height(1, line) > TABLE_ROOM:  # keep room for the "and N more" row
+            break
+        cells.append(wrapped)
+        used += height
+    if len(rows) > len(cells):
+        cells.append([[f"... and {len(rows) - len(cells)} more"], *[[""]] * (len(header) - 1)])
+    table = axes.table(
+        cellText=[["\n".join(lines) for lines in row] for row in cells],
+        colLabels=["\n".join(lines) for lines in labels],
+        colWidths=list(widths),
+        loc="upper left",
+        cellLoc="left",
+    )
     table.auto_set_font_size(False)
     table.set_fontsize(TABLE_FONT_SIZE)
-    table.scale(1, 1.35)
+    heights = [max(map(len, labels)), *(max(len(lines) for lines in row) for row in cells)]
     for (row, _), cell in table.get_celld().items():
         cell.PAD = CELL_PADDING
+        cell.set_height(_row_height(heights[row], line))
         cell.set_edgecolor("0.8")
         if row == 0:
             cell.set_facecolor("#e8eef7")
             cell.get_text().set_fontweight("bold")
+
+
+def _cell_room(axes: Axes, width: float) -> float:
+    """Points of text that fit in a column ``width`` (a fraction of the axes) wide, inside the cell's padding.
+
+    Measured on the block the axes sit in, before layout: the laid-out axes are about as wide, never wider."""
+    block = axes.get_figure(root=False).bbox.width * 72 / axes.figure.dpi
+    return block * TABLE_WIDTH_SHARE * width * (1 - 2 * CELL_PADDING)
+
+
+def _line_height(axes: Axes) -> float:
+    """One line of table text as a fraction of the axes' height (as laid out before the page's layout runs,
+    which only makes the axes taller: a table that fits now fits then)."""
+    return TABLE_FONT_SIZE * LINE_SPACING / 72 * axes.figure.dpi / max(axes.bbox.height, 1.0)
+
+
+def _row_height(lines: int, line: float) -> float:
+    return line * (lines + ROW_PADDING_LINES)
+
+
+def _paragraphs(axes: Axes, title: str, lines: Sequence[str]) -> None:
+    """Sentences as wrapped lines, one bullet each, at the top of ``axes`` (never cut: they wrap)."""
+    axes.axis("off")
+    axes.set_title(title, loc="left", fontsize=11, fontweight="bold")
+    block = axes.get_figure(root=False).bbox.width * 72 / axes.figure.dpi
+    room = block * TABLE_WIDTH_SHARE - _text_width(BULLET, PARAGRAPH_FONT_SIZE)
+    wrapped = []
+    for text in lines:
+        first, *rest = wrap_to_width(text, room, PARAGRAPH_FONT_SIZE)
+        wrapped += [BULLET + first, *(INDENT + piece for piece in rest)]
+    axes.text(
+        0, 1, "\n".join(wrapped), va="top", fontsize=PARAGRAPH_FONT_SIZE, linespacing=1.4, transform=axes.transAxes
+    )
 
 
 # --- the pages ---
@@ -214,8 +310,56 @@ def _facts(overview: Overview) -> list[tuple[str, str]]:
     return facts
 
 
+def _brief_page(overview: Overview) -> Figure:
+    """The first page, for a manager: what happened last, the riskiest clients, the model's health in words."""
+    figure, (what, top, health) = _page(
+        f"Model report: deployed version {overview.version}", overview, [0.45, 0.9, 0.9]
+    )
+    _paragraphs(what.add_subplot(), "What happened last", [latest_decision_sentence(overview)])
+    risk_list = overview.risk_list
+    title = "Riskiest clients"
+    if risk_list:
+        title += (
+            f" (top {min(REPORT_TOP, risk_list.rows)} of {risk_list.rows:,}, ranked "
+            f"{format_time(risk_list.scored_at)} by {risk_list.model_version})"
+        )
+    _table(
+        top.add_subplot(),
+        title,
+        ["rank", "corporation", "probability", "band", "main reason"],
+        [
+            (row.rank, row.corporation, f"{row.probability:.4f}", row.band, row.reason)
+            for row in risk_list.top(REPORT_TOP).itertuples(index=False)
+        ]
+        if risk_list
+        else [],
+        [0.07, 0.2, 0.13, 0.07, 0.53],
+        empty=overview.risk_list_problem or "no risk list yet",
+    )
+    _paragraphs(health.add_subplot(), "Model health", model_health_lines(overview))
+    return figure
+
+
+def _risk_list_page(overview: Overview, risk_list: RiskListView) -> Figure:
+    """The book's probabilities, and the calibration recorded with the list with its verdict under it."""
+    figure, (histogram, calibration, verdict) = _page(
+        "Risk list: probabilities and calibration", overview, [1, 1.15, 0.3]
+    )
+    frame = risk_list.frame
+    draw_probability_histogram(
+        frame["probability"].to_numpy(), frame["band"].to_numpy(), risk_list.model_version, fig=histogram
+    )
+    recorded = risk_list.calibration
+    if recorded:
+        draw_reliability(recorded["bins"], recorded["rows"], fig=calibration)
+        _paragraphs(verdict.add_subplot(), "Calibration verdict", [calibration_sentence(recorded)])
+    else:
+        _paragraphs(calibration.add_subplot(), "Calibration", ["No calibration check recorded with this list."])
+    return figure
+
+
 def _summary_page(overview: Overview) -> Figure:
-    figure, (facts, plot) = _page(f"Model report: deployed version {overview.version}", overview, [0.7, 1])
+    figure, (facts, plot) = _page(f"Deployed model {overview.version} in detail", overview, [0.7, 1])
     rows = [(name, value) for name, value in _facts(overview)]
     _table(facts.add_subplot(), "Deployed model", ["item", "value"], rows, [0.25, 0.75])
     if overview.evaluation:
@@ -285,8 +429,13 @@ def _data_page(overview: Overview) -> Figure:
 
 
 def _timings_page(overview: Overview) -> Figure:
-    figure, (missing, timings) = _page("Missing values and timings over time", overview, [1, 1])
-    draw_missing_trend(overview.diagnostics_history, fig=missing)
+    nothing_missing = missing_values_line(overview.diagnostics_history)
+    if nothing_missing:  # a sentence, not a chart of zeros; the timings keep a plot's usual height
+        figure, (missing, timings, _) = _page("Missing values and timings over time", overview, [0.15, 1, 0.85])
+        _paragraphs(missing.add_subplot(), "Missing values", [nothing_missing])
+    else:
+        figure, (missing, timings) = _page("Missing values and timings over time", overview, [1, 1])
+        draw_missing_trend(overview.diagnostics_history, fig=missing)
     draw_timings(overview.diagnostics_history, fig=timings)
     return figure
 
@@ -353,12 +502,15 @@ def _api_pages(overview: Overview, text: str) -> list[Figure]:
 def report_pages(overview: Overview) -> list[Callable[[], Figure | list[Figure]]]:
     """The page builders of the report, in order (the optional pages only when there is something to show)."""
     pages: list[Callable[[], Figure | list[Figure]]] = [
+        lambda: _brief_page(overview),
         lambda: _summary_page(overview),
         lambda: _trend_page(overview),
         lambda: _data_page(overview),
         lambda: _timings_page(overview),
         lambda: _files_page(overview),
     ]
+    if overview.risk_list:
+        pages.insert(2, lambda: _risk_list_page(overview, overview.risk_list))
     if overview.data_drift:
         pages.append(lambda: _data_drift_page(overview, overview.data_drift))
     if overview.api_returns:

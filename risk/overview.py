@@ -1,23 +1,36 @@
 """The model's history, gathered once for the PDF report and the dashboard.
 
 :func:`build_overview` reads the records store (deployments, drift decisions, diagnostics snapshots, the
-current version's evaluation, ingestions, data drift), the current version's deployment record and the
-latest ``apireturns.txt``. It recomputes nothing and writes nothing, so a GET can call it on a read-only
-store. Standard library only.
+current version's evaluation, ingestions, data drift, the two newest risk lists), the current version's
+deployment record and metadata, the latest ``risklist.csv`` and ``apireturns.txt``. It recomputes nothing and
+writes nothing, so a GET can call it on a read-only store.
+
+:func:`latest_risk_list` is the one reader of the risk list (the API's ``GET /risk``, the dashboard, the
+report): the newest list recorded in the store, its CSV checked against the recorded sha256 (a list being
+replaced is not mixed with the record of the one before), and the clients who entered its top 100 since the
+previous list, from the two lists' recorded summaries (the previous file is gone: each list overwrites it).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from risk.artifacts import API_RETURNS_NAME
+from risk.cbpe import F1Estimate
 from risk.clock import utc_now
 from risk.config import Settings
 from risk.errors import UserFacingError
+from risk.modelfiles import read_metadata
+from risk.risklist import TRACKED_TOP, Entrant, LoadedRiskList, changes, load_risklist
+from risk.schema import DataFileError
 from risk.store import RecordsStore
-from risk.versions import DeploymentRecord, current_version, read_record
+from risk.versions import DeploymentRecord, current_version, read_record, versions_dir
 
 log = logging.getLogger("history")
 
@@ -46,6 +59,88 @@ DATA_DRIFT_COLUMNS = {
 RECENT_LIMIT = 10
 
 
+class RiskListUnavailable(UserFacingError):
+    """No risk list to show: none recorded yet, its file is missing or unreadable, or it is being replaced."""
+
+
+@dataclass(frozen=True, eq=False)
+class RiskListView:
+    """The newest risk list as recorded in the store, with its rows read from its (sha256-checked) CSV."""
+
+    model_version: str
+    model_sha256: str
+    scored_at: str
+    rows: int  # clients in the book
+    book_path: str
+    book_sha256: str
+    list_path: str
+    list_sha256: str
+    estimate: F1Estimate  # CBPE: the F1 the model should reach on this book, from its probabilities alone
+    calibration: dict[str, Any] | None  # risk.risklist.Calibration.as_json(), recorded when the list was made
+    frame: pd.DataFrame  # risk.risklist.COLUMNS, rank 1 first
+    entrants: list[Entrant] | None  # into the top TRACKED_TOP since the previous list; None: nothing to compare
+    previous_scored_at: str | None = None
+    previous_model_version: str | None = None
+    realized_f1: float | None = None  # the F1 on this book once its labels arrive (none do yet)
+
+    def top(self, count: int) -> pd.DataFrame:
+        return self.frame.iloc[:count]
+
+
+def _previous_top(summary: dict[str, Any]) -> pd.DataFrame | None:
+    """A list's recorded top TRACKED_TOP as a frame :func:`risk.risklist.changes` compares with."""
+    top = summary.get("top_100")
+    if not isinstance(top, list):
+        return None
+    return pd.DataFrame({"corporation": [str(c) for c in top], "rank": range(1, len(top) + 1)})
+
+
+def latest_risk_list(
+    store: RecordsStore | None, read: Callable[[Path], LoadedRiskList] = load_risklist
+) -> RiskListView:
+    """The newest recorded risk list and what changed since the one before (see the module docstring).
+
+    RiskListUnavailable saying what to do when there is none to show. ``read`` loads a list file (the API passes
+    one that caches by the file's stat).
+    """
+    lists = store.risk_lists(2) if store is not None else []
+    if not lists:
+        raise RiskListUnavailable("no risk list yet: run fullprocess.py (it ranks the client book, client_book_path)")
+    latest, previous = lists[0], (lists[1] if len(lists) > 1 else None)
+    path = Path(latest["list_path"])
+    try:
+        loaded = read(path)
+    except FileNotFoundError:
+        raise RiskListUnavailable(
+            f"the risk list {path} is missing; run fullprocess.py to rank the clients again"
+        ) from None
+    except DataFileError as err:
+        raise RiskListUnavailable(str(err)) from None
+    if loaded.sha256 != latest["list_sha256"]:
+        raise RiskListUnavailable(
+            f"the risk list {path} is not the one recorded last (a run may be replacing it); retry in a moment, "
+            "and if this persists run fullprocess.py"
+        )
+    summary = latest["summary"]
+    before = _previous_top(previous["summary"]) if previous else None
+    return RiskListView(
+        model_version=latest["model_version"],
+        model_sha256=latest["model_sha256"],
+        scored_at=summary.get("scored_at") or latest["scored_at"],
+        rows=int(latest["rows"]),
+        book_path=latest["book_path"],
+        book_sha256=latest["book_sha256"],
+        list_path=str(path),
+        list_sha256=latest["list_sha256"],
+        estimate=F1Estimate.from_json(summary["estimate"]),
+        calibration=summary.get("calibration"),
+        frame=loaded.frame,
+        entrants=changes(before, loaded.frame, TRACKED_TOP) if before is not None else None,
+        previous_scored_at=(previous["summary"].get("scored_at") or previous["scored_at"]) if previous else None,
+        previous_model_version=previous["model_version"] if previous else None,
+    )
+
+
 @dataclass(frozen=True)
 class Overview:
     """Everything the report and the dashboard show; lists of history rows are oldest first."""
@@ -61,6 +156,9 @@ class Overview:
     ingested_files: list[dict[str, Any]] = field(default_factory=list)
     data_drift: dict[str, Any] | None = None
     api_returns: str | None = None
+    model_metadata: dict[str, Any] | None = None  # the current version's trainedmodel.json
+    risk_list: RiskListView | None = None
+    risk_list_problem: str | None = None  # why there is no risk list to show
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -175,16 +273,50 @@ def _deployment_record(settings: Settings, version: str | None, notes: list[str]
         return None
 
 
-def build_overview(settings: Settings, store: RecordsStore | None) -> Overview:
-    """Gather the current version and the history; ``store`` None means there is no records store yet."""
+def _model_metadata(settings: Settings, version: str | None, notes: list[str]) -> dict[str, Any] | None:
+    if version is None:
+        return None
+    try:
+        return read_metadata(versions_dir(settings) / version)
+    except UserFacingError as err:
+        notes.append(str(err))
+        return None
+
+
+def _risk_list(
+    store: RecordsStore | None, read: Callable[[Path], LoadedRiskList]
+) -> tuple[RiskListView | None, str | None]:
+    try:
+        return latest_risk_list(store, read), None
+    except RiskListUnavailable as err:
+        return None, str(err)
+
+
+def build_overview(
+    settings: Settings, store: RecordsStore | None, read_list: Callable[[Path], LoadedRiskList] = load_risklist
+) -> Overview:
+    """Gather the current version and the history; ``store`` None means there is no records store yet.
+
+    ``read_list`` reads the risk list's CSV (see :func:`latest_risk_list`).
+    """
     notes: list[str] = []
     version = current_version(settings)
     deployment = _deployment_record(settings, version, notes)
+    metadata = _model_metadata(settings, version, notes)
     api_returns = read_api_returns(settings)
     if store is None:
         notes.append(f"no records store at {settings.records_db_path} yet; run fullprocess.py")
-        return Overview(utc_now(), version, deployment, api_returns=api_returns, notes=notes)
+        return Overview(
+            utc_now(),
+            version,
+            deployment,
+            api_returns=api_returns,
+            model_metadata=metadata,
+            risk_list_problem=_risk_list(None, read_list)[1],
+            notes=notes,
+        )
     with store.read_snapshot():
+        risk_list, risk_list_problem = _risk_list(store, read_list)
         evaluation = store.latest_evaluation(version) if version else None
         overview = Overview(
             generated_at=utc_now(),
@@ -198,8 +330,117 @@ def build_overview(settings: Settings, store: RecordsStore | None) -> Overview:
             ingested_files=store.latest_ingestion_per_file(),
             data_drift=store.latest_data_drift(),
             api_returns=api_returns,
+            model_metadata=metadata,
+            risk_list=risk_list,
+            risk_list_problem=risk_list_problem,
             notes=notes,
         )
     if version and evaluation is None:
         notes.append(f"no confusion matrix recorded for {version}; run reporting.py")
     return overview
+
+
+def missing_values_line(history: list[dict[str, Any]]) -> str | None:
+    """One sentence instead of a chart when no diagnostics run found a missing value; None when some did (or
+    there is no run yet: the chart says so)."""
+    if not history:
+        return None
+    shares = [value for snapshot in history for value in (snapshot.get("missing_data_percent") or {}).values()]
+    if any(value for value in shares if value is not None):
+        return None
+    runs = "the diagnostics run" if len(history) == 1 else f"any of the {len(history)} diagnostics runs"
+    return f"No missing values in any column at {runs} (latest {format_time(history[-1].get('timestamp'))})."
+
+
+# --- the report's first page, in sentences ---
+
+FEW_ROWS = 30  # labelled rows below which an F1 says little on its own
+NEXT_STEPS = {
+    "no drift": "no drift, so {checked} stays deployed",
+    "carried over": "too few rows to decide on, so {checked} stays deployed and they are pooled with the next batch",
+    "challenger rejected": "drift, but no retrained model was significantly better, so {checked} stays deployed",
+    "challenger deployed": "drift; a retrained model did significantly better and replaced it",
+    "forced": "an operator forced a retrain (--force), which replaced it",
+}
+
+
+def latest_decision_sentence(overview: Overview) -> str:
+    """What happened last, in one sentence: the newest drift check's decision and the version deployed now."""
+    now = overview.version or "no model"
+    check = overview.drift_checks[-1] if overview.drift_checks else None
+    if check is None:
+        since = f" since {format_time(overview.deployed_at)}" if overview.deployed_at else ""
+        return f"No new data has been checked yet: {now} is deployed{since}, trained on the first data."
+    checked = check.get("deployed_version") or "the deployed model"
+    step = check.get("next_step") or ("drift" if check.get("drift") else "no drift")
+    outcome = NEXT_STEPS.get(step, step).format(checked=checked)
+    rows = check.get("rows")
+    batch = f"{rows:,} new rows" if isinstance(rows, int) else "the new data"
+    since = [row for row in overview.deployments if row["deployed_at"] > check["checked_at"]]
+    if since:  # a deploy by hand, --force with nothing new, or a rollback after the check
+        last = since[-1]
+        action = "rolled back to" if last["action"] == "rollback" else "deployed"
+        later = (
+            f"Since then {last['version']} was {action} ({format_time(last['deployed_at'])}); {now} is deployed now."
+        )
+    else:
+        later = f"{now} is deployed now."
+    return (
+        f"On {format_time(check['checked_at'])}, {checked} was checked on {batch}: {outcome}. {later} "
+        f"The check said: {check['reason']}"
+    )
+
+
+def _f1_words(f1: float | None, rows: int) -> str:
+    if f1 is None:
+        return f"F1 is undefined on {rows:,} labelled rows (no exits among them and none predicted)"
+    caveat = ": too few for this score alone to say much" if rows < FEW_ROWS else ""
+    return f"F1 is {f1:.3f} on {rows:,} labelled rows{caveat}"
+
+
+def model_health_lines(overview: Overview) -> list[str]:
+    """The deployed model's health in plain words: how it scores, on how many labelled rows each score rests,
+    what it expects on the client book and whether its probabilities hold."""
+    from risk.drift import ConfusionCounts  # numpy: only when a report is written
+
+    lines = []
+    evaluation = overview.evaluation
+    if evaluation:
+        lines.append(
+            f"On the test file, {_f1_words(evaluation['f1'], int(evaluation['rows']))} "
+            f"(precision {evaluation['precision']:.3f}, recall {evaluation['recall']:.3f})."
+        )
+    elif overview.deployment:
+        lines.append(
+            f"On the test file, F1 was {overview.deployment.f1:.3f} when it was deployed (not evaluated since)."
+        )
+    reference = (overview.model_metadata or {}).get("reference_counts")
+    if reference:
+        counts = ConfusionCounts.from_json(reference)
+        lines.append(
+            f"Out of fold (each training row scored by a model fitted without it), {_f1_words(counts.f1, counts.rows)}: "
+            "the reference the drift check compares new batches with."
+        )
+    elif overview.version:
+        lines.append("No out-of-fold reference is recorded for this model (trained before it was kept).")
+    risk_list = overview.risk_list
+    if risk_list:
+        estimate = risk_list.estimate
+        lines.append(
+            f"On the client book, the model's own probabilities put its F1 at about {estimate.f1:.3f} "
+            f"({estimate.level:.0%} interval {estimate.low:.3f} to {estimate.high:.3f}), resting on "
+            f"{estimate.rows:,} clients; no labels have arrived to check it against yet."
+        )
+        if risk_list.calibration:
+            lines.append(calibration_sentence(risk_list.calibration))
+    if overview.data_drift:
+        lines.append(f"Data drift, latest check: {overview.data_drift.get('verdict')}.")
+    return lines or ["No model is deployed yet; run fullprocess.py."]
+
+
+def calibration_sentence(calibration: dict[str, Any]) -> str:
+    """The calibration recorded with a risk list (risk.risklist.Calibration.as_json()) in one sentence, with
+    what it was measured on."""
+    rows, trained = calibration["rows"], calibration.get("training_rows")
+    own = f", {trained:,} of which the model was trained on (so at best optimistic)" if trained else ""
+    return f"Calibration on {rows:,} labelled ingested rows{own}: {calibration['verdict']}."

@@ -31,7 +31,15 @@ MAX_VERSION_LABELS = 12
 TIMING_STEPS = ("ingestion", "training")
 COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 MIN_TIME_SPAN = timedelta(minutes=2)
+MARKER_ROOM = 0.06  # of an axis' span kept below a zero floor, so markers at 0 are drawn whole
+HALF_WIDTH_SIZE = (6.4, 4.6)  # plots shown half-width on the dashboard: a smaller figure keeps its text readable
+TIMINGS_SIZE = (6.4, 4.0)
+TIMINGS_FONT = 11
+BAND_PERCENTILES = ("p10", "p90")  # diagnostics.dataframe_summary's keys
 TIME_TICK_PAD = 7  # points: a date label at the left edge stays clear of the lowest value label
+HISTOGRAM_BINS = 40
+FLAG_THRESHOLD = 0.5  # the model flags a client above it (LogisticRegression.predict)
+RELIABILITY_MARKER_AREA = 160.0  # points^2 of the fullest bin
 DRIFT_COLOUR = "#d62728"
 STABLE_COLOUR = "#2ca02c"
 
@@ -141,7 +149,7 @@ def _draw_f1_by_version(axes: Axes, deploys: Sequence[dict[str, Any]], current_v
             if not np.isnan(y):
                 axes.annotate(f"{y:.3f}", (x, y), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=8)
     axes.set_xlim(-0.5, len(deploys) - 0.5)
-    axes.set_ylim(0, 1.12)
+    _f1_limits(axes)
     axes.grid(axis="y", alpha=0.3)
 
 
@@ -153,7 +161,7 @@ def _draw_drift_checks(axes: Axes, checks: Sequence[dict[str, Any]]) -> None:
         _nothing_yet(axes, "no drift check yet (the first batch deploys a model)")
         return
     times = _times(checks, "checked_at")
-    scores = np.array([row["new_score"] for row in checks])
+    scores = np.array([row["new_score"] if row["new_score"] is not None else np.nan for row in checks], dtype=float)
     drift = np.array([bool(row["drift"]) for row in checks])
     thresholds = [row["threshold"] if row["threshold"] is not None else np.nan for row in checks]
     axes.plot(times, thresholds, linestyle="--", drawstyle="steps-post", color="0.45", label="threshold")
@@ -161,10 +169,16 @@ def _draw_drift_checks(axes: Axes, checks: Sequence[dict[str, Any]]) -> None:
     stable = ~drift
     axes.scatter(np.array(times)[stable], scores[stable], color=STABLE_COLOUR, marker="o", zorder=3, label="no drift")
     axes.scatter(np.array(times)[drift], scores[drift], color=DRIFT_COLOUR, marker="X", s=70, zorder=3, label="drift")
-    axes.set_ylim(0, 1.12)
+    _f1_limits(axes)
     axes.legend(loc="lower right", fontsize=8, ncols=3)
     axes.grid(axis="y", alpha=0.3)
     _time_axis(axes, times, "check time (UTC)")
+
+
+def _f1_limits(axes: Axes) -> None:
+    """F1 from 0 to 1 with room for the markers at either end (and for the value labels above them)."""
+    axes.set_ylim(-MARKER_ROOM, 1.12)
+    axes.set_yticks(np.linspace(0, 1, 6))
 
 
 def _numeric_columns(history: Sequence[dict[str, Any]]) -> list[str]:
@@ -189,7 +203,8 @@ def _series(history: Sequence[dict[str, Any]], *path: str) -> np.ndarray:
 
 
 def draw_summary_trend(history: Sequence[dict[str, Any]], fig: FigureLike | None = None) -> FigureLike:
-    """Mean (with a one-std band) and median of each numeric column over the diagnostics runs."""
+    """Mean and median of each numeric column over the diagnostics runs, in a band from its 10th to its 90th
+    percentile."""
     columns = _numeric_columns(history)
     fig = _figure(fig, (8.0, 2.4 * max(1, (len(columns) + 1) // 2)))
     fig.suptitle("Summary statistics of the ingested data at each diagnostics run")
@@ -204,9 +219,11 @@ def draw_summary_trend(history: Sequence[dict[str, Any]], fig: FigureLike | None
     grid = fig.subplots((len(columns) + 1) // 2, 2, squeeze=False)
     for axes, column in zip(grid.ravel(), columns):
         mean = _series(history, "summary_statistics", column, "mean")
-        std = _series(history, "summary_statistics", column, "std")
         median = _series(history, "summary_statistics", column, "median")
-        axes.fill_between(times, mean - std, mean + std, color=COLOURS[0], alpha=0.15, label="mean ± std")
+        low, high = (_series(history, "summary_statistics", column, key) for key in BAND_PERCENTILES)
+        # a quantile band: counts are skewed, and mean ± std would reach below zero; snapshots from before the
+        # percentiles were recorded have no band (NaN leaves a gap)
+        axes.fill_between(times, low, high, color=COLOURS[0], alpha=0.15, label="10th to 90th percentile")
         axes.plot(times, mean, marker="o", color=COLOURS[0], label="mean")
         axes.plot(times, median, marker="s", linestyle="--", color=COLOURS[1], label="median")
         axes.set_title(column, fontsize=10)
@@ -253,12 +270,13 @@ def draw_missing_trend(history: Sequence[dict[str, Any]], fig: FigureLike | None
 
 def draw_timings(history: Sequence[dict[str, Any]], fig: FigureLike | None = None) -> FigureLike:
     """Seconds taken by ingestion and training at each diagnostics run."""
-    fig = _figure(fig)
+    fig = _figure(fig, TIMINGS_SIZE)
     axes = fig.add_subplot()
-    axes.set_title("Ingestion and training time at each diagnostics run")
-    axes.set_ylabel("seconds")
+    axes.set_title("Ingestion and training time at each diagnostics run", fontsize=TIMINGS_FONT + 1)
+    axes.set_ylabel("seconds", fontsize=TIMINGS_FONT)
+    axes.tick_params(labelsize=TIMINGS_FONT - 1)
     if not history:
-        axes.set_xlabel("diagnostics run time (UTC)")
+        axes.set_xlabel("diagnostics run time (UTC)", fontsize=TIMINGS_FONT)
         _nothing_yet(axes, "no diagnostics run yet")
         return fig
     times = _times(history, "timestamp")
@@ -268,10 +286,74 @@ def draw_timings(history: Sequence[dict[str, Any]], fig: FigureLike | None = Non
         if not np.isnan(values).all():
             highest = max(highest, float(np.nanmax(values)))
         axes.plot(times, values, marker="o", color=COLOURS[index], label=step)
-    axes.set_ylim(0, max(1.0, highest * 1.25))
-    axes.legend(fontsize=8, loc="upper left")
+    top = max(1.0, highest * 1.25)
+    axes.set_ylim(-MARKER_ROOM * top, top)
+    axes.legend(fontsize=TIMINGS_FONT - 1, loc="upper left")
     axes.grid(axis="y", alpha=0.3)
     _time_axis(axes, times, "diagnostics run time (UTC)")
+    axes.xaxis.label.set_fontsize(TIMINGS_FONT)
+    return fig
+
+
+def draw_probability_histogram(
+    probabilities: np.ndarray, bands: np.ndarray, model_version: str, fig: FigureLike | None = None
+) -> FigureLike:
+    """How many clients of the book have each attrition probability, with the start of band 1 (the riskiest
+    tenth) and the model's flag threshold marked."""
+    fig = _figure(fig, HALF_WIDTH_SIZE)
+    axes = fig.add_subplot()
+    axes.set_title(f"Attrition probability of the {len(probabilities):,} clients (model {model_version})")
+    axes.set_xlabel("probability of leaving")
+    axes.set_ylabel("clients")
+    if len(probabilities) == 0:
+        _nothing_yet(axes, "no clients in the book")
+        return fig
+    edges = np.histogram_bin_edges(probabilities, bins=min(HISTOGRAM_BINS, max(1, len(probabilities) // 5)))
+    axes.hist(probabilities, bins=edges, color=COLOURS[0], alpha=0.8, label="clients")
+    band_one = probabilities[bands == 1]
+    if band_one.size:
+        axes.axvline(float(band_one.min()), color=DRIFT_COLOUR, linestyle="--", label="band 1 starts (riskiest 10%)")
+    low, high = axes.get_xlim()
+    if low <= FLAG_THRESHOLD <= high:
+        axes.axvline(FLAG_THRESHOLD, color="0.35", linestyle=":", label="flagged above 0.5")
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.legend(fontsize=8, loc="upper left")
+    axes.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def draw_reliability(bins: Sequence[dict[str, Any]], rows: int, fig: FigureLike | None = None) -> FigureLike:
+    """Calibration: per probability bin, the mean predicted probability against the share that exited (the
+    diagonal is perfect calibration); marker area shows how many rows each bin holds. ``bins`` as recorded by
+    risk.cbpe.Reliability.as_json."""
+    fig = _figure(fig, HALF_WIDTH_SIZE)
+    axes = fig.add_subplot()
+    axes.set_title(f"Calibration on {rows:,} labelled rows")
+    axes.set_xlabel("mean predicted probability of leaving")
+    axes.set_ylabel("share that left")
+    axes.plot([0, 1], [0, 1], linestyle="--", color="0.5", label="perfect calibration")
+    filled = [b for b in bins if b.get("count") and b.get("mean_predicted") is not None]
+    if filled:
+        counts = np.array([b["count"] for b in filled], dtype=float)
+        axes.plot(
+            [b["mean_predicted"] for b in filled], [b["observed_rate"] for b in filled], color=COLOURS[0], alpha=0.6
+        )
+        axes.scatter(
+            [b["mean_predicted"] for b in filled],
+            [b["observed_rate"] for b in filled],
+            s=RELIABILITY_MARKER_AREA * np.sqrt(counts / counts.max()),
+            color=COLOURS[0],
+            zorder=3,
+            label="probability bin (area: rows)",
+        )
+    else:
+        axes.text(0.5, 0.35, "no labelled rows", ha="center", color="0.4", transform=axes.transAxes)
+    room = MARKER_ROOM * 1.5  # the largest markers sit whole at 0 and at 1
+    axes.set_xlim(-room, 1 + room)
+    axes.set_ylim(-room, 1 + room)
+    axes.set_aspect("equal")
+    axes.legend(fontsize=8, loc="upper left")
+    axes.grid(alpha=0.3)
     return fig
 
 

@@ -26,12 +26,10 @@ encoded. The CSV is written by pyarrow's writer (a pinned dependency), atomicall
 
 from __future__ import annotations
 
-import hashlib
 import io
 import logging
 import os
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -46,7 +44,14 @@ import pyarrow.csv as pacsv
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 
-from risk.cbpe import F1Estimate, estimate_f1
+from risk.artifacts import FINAL_DATA_NAME, RISK_LIST_NAME
+from risk.cbpe import F1Estimate, Reliability, estimate_f1, reliability
+from risk.config import Settings
+from risk.datasets import read_final_data
+from risk.deployed import DeployedModel
+from risk.errors import UserFacingError
+from risk.files import atomic_write, sha256_bytes, sha256_file
+from risk.predict import labels, predict_frame
 from risk.schema import (
     FEATURES,
     ID_COLUMN,
@@ -57,6 +62,7 @@ from risk.schema import (
     parse_csv_text,
     parse_json_records,
 )
+from risk.store import RecordsStore, RiskListRow
 
 log = logging.getLogger("risk.risklist")
 
@@ -70,6 +76,8 @@ COLUMN_TYPES = {
     "model_version": "str",
 }
 BANDS = 10  # deciles
+TRACKED_TOP = 100  # the top of the list whose entrants the dashboard shows (recorded with each list)
+RELIABILITY_BINS = 10
 FEATURE_WORDS = {
     "lastmonth_activity": "last month's activity",
     "lastyear_activity": "last year's activity",
@@ -491,14 +499,6 @@ def rank_clients(
 # --- files -----------------------------------------------------------------------------------------------------
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_rows(handle: BinaryIO, table: pa.Table, quoting: str, bar: _Progress) -> None:
     """The header, then the rows in batches (so the progress bar moves)."""
     handle.seek(0)
@@ -515,26 +515,30 @@ def _write_rows(handle: BinaryIO, table: pa.Table, quoting: str, bar: _Progress)
         writer.close()
 
 
-def _write_frame(path: Path, frame: pd.DataFrame, bar: _Progress) -> None:
-    """Write the risk list CSV (header, then rows) through a temp file in the same folder and one rename."""
+def _write_csv(handle: BinaryIO, frame: pd.DataFrame, bar: _Progress) -> None:
+    """The risk list CSV (header, then rows) into an open binary file."""
     table = pa.Table.from_pandas(frame[list(COLUMNS)], preserve_index=False)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            try:  # unquoted, as pandas writes it: arrow refuses a cell that would need quotes...
-                _write_rows(handle, table, "none", bar)
-            except pa.ArrowInvalid:  # ... an id with a comma, say: then every text cell is quoted
-                _write_rows(handle, table, "needed", bar)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only; the API and dashboard may run as another user
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    try:  # unquoted, as pandas writes it: arrow refuses a cell that would need quotes...
+        _write_rows(handle, table, "none", bar)
+    except pa.ArrowInvalid:  # ... an id with a comma, say: then every text cell is quoted
+        _write_rows(handle, table, "needed", bar)
+
+
+def _write_frame(path: Path, frame: pd.DataFrame, bar: _Progress) -> None:
+    """Write the risk list CSV through risk.files.atomic_write (a temp file beside it, then one rename)."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            _write_csv(handle, frame, bar)
+
+    atomic_write(path, write)
+
+
+def risklist_csv(frame: pd.DataFrame) -> bytes:
+    """Rows of a risk list (all of them or a slice) as the CSV text :func:`write_risklist` writes, in memory."""
+    buffer = io.BytesIO()
+    _write_csv(buffer, frame, _silent())
+    return buffer.getvalue()
 
 
 def write_risklist(path: Path, risk_list: RiskList) -> Path:
@@ -543,26 +547,35 @@ def write_risklist(path: Path, risk_list: RiskList) -> Path:
     return path
 
 
-def read_risklist(path: Path) -> pd.DataFrame:
-    """A risk list CSV written by :func:`write_risklist`, with its column types; DataFileError if it is not one."""
-    try:
-        frame = pd.read_csv(path, dtype=COLUMN_TYPES, keep_default_na=False)
+class LoadedRiskList(NamedTuple):
+    """A risk list read from its file, with the sha256 of the bytes it was parsed from."""
+
+    frame: pd.DataFrame
+    sha256: str
+
+
+def _parse_risklist(source: Path | BinaryIO, name: Path) -> pd.DataFrame:
+    try:  # round_trip: each probability parses to the float that was written, so a slice writes the same text
+        frame = pd.read_csv(source, dtype=COLUMN_TYPES, keep_default_na=False, float_precision="round_trip")
     except (ValueError, pd.errors.ParserError) as err:
-        raise DataFileError(f"{path} is not a readable risk list ({err}); rank the clients again") from None
+        raise DataFileError(f"{name} is not a readable risk list ({err}); rank the clients again") from None
     if tuple(frame.columns) != COLUMNS:
         raise DataFileError(
-            f"{path} is not a risk list (columns {', '.join(map(str, frame.columns))}); expected "
+            f"{name} is not a risk list (columns {', '.join(map(str, frame.columns))}); expected "
             f"{', '.join(COLUMNS)}: write it with risk.risklist.write_risklist"
         )
     return frame
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(2**20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def read_risklist(path: Path) -> pd.DataFrame:
+    """A risk list CSV written by :func:`write_risklist`, with its column types; DataFileError if it is not one."""
+    return _parse_risklist(path, path)
+
+
+def load_risklist(path: Path) -> LoadedRiskList:
+    """:func:`read_risklist` and the sha256 of the very bytes parsed (to match them with the store's record)."""
+    data = path.read_bytes()
+    return LoadedRiskList(_parse_risklist(io.BytesIO(data), path), sha256_bytes(data))
 
 
 def read_book(path: Path, bar: _Progress | None = None) -> pd.DataFrame:
@@ -616,7 +629,7 @@ def rank_file(
     bar.stage("reading")
     try:
         clients = read_book(clients_path, bar)
-        risk_list = _rank(model, clients, typical, model_version, _sha256_file(clients_path), None, bar)
+        risk_list = _rank(model, clients, typical, model_version, sha256_file(clients_path), None, bar)
         _write_frame(out_path, risk_list.frame, bar)
     except DataFileError as err:
         bar.finish("failed")
@@ -660,3 +673,92 @@ def changes(previous: pd.DataFrame | None, current: pd.DataFrame, top: int = 100
         for row in now.itertuples(index=False)  # the top rows only
         if previous_rank.get(row.corporation, top + 1) > top
     ]
+
+
+# --- the list the pipeline keeps: rank, write, record ---------------------------------------------------------
+
+
+class Calibration(NamedTuple):
+    """How well the deployed model's probabilities match outcomes, on the labelled rows it can be checked on."""
+
+    reliability: Reliability
+    data_path: Path
+    training_rows: int | None  # how many of those rows the model was trained on (recorded in its metadata)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            **self.reliability.as_json(),
+            "data_path": str(self.data_path),
+            "training_rows": self.training_rows,
+        }
+
+
+def deployed_typical_client(settings: Settings, deployed: DeployedModel) -> TypicalClient:
+    """The deployed model's typical client: recorded in its metadata at training, else (a model trained before it
+    was recorded) computed now from the ingested data."""
+    recorded = deployed.metadata.get("typical_client")
+    if recorded:
+        return TypicalClient.from_json(recorded)
+    log.info(
+        "%s records no typical client (trained before it was kept): computed from the ingested data", deployed.version
+    )
+    return typical_client(read_final_data(settings))
+
+
+def calibration_on_ingested_data(settings: Settings, deployed: DeployedModel) -> Calibration | None:
+    """The deployed model's reliability (risk.cbpe.reliability) on the labelled ingested rows; None, logged, when
+    there are none. Most of these rows are the model's own training rows, so the check is in-sample: a
+    miscalibrated verdict is certain news, a consistent one is at best optimistic."""
+    try:
+        frame = read_final_data(settings)
+    except UserFacingError as err:
+        log.warning("no calibration check for the risk list: %s", err)
+        return None
+    if frame.empty:
+        log.warning("no calibration check for the risk list: %s has no rows", FINAL_DATA_NAME)
+        return None
+    probabilities = predict_frame(frame, deployed.model)["probability"].to_numpy()
+    training_rows = deployed.metadata.get("training_rows")
+    return Calibration(
+        reliability=reliability(probabilities, labels(frame), bins=RELIABILITY_BINS),
+        data_path=settings.output_folder_path / FINAL_DATA_NAME,
+        training_rows=int(training_rows) if training_rows is not None else None,
+    )
+
+
+def refresh_risk_list(settings: Settings, store: RecordsStore, deployed: DeployedModel, book_path: Path) -> RiskList:
+    """Rank the client book with the deployed model, write ``risklist.csv`` to ``output_model_path`` (atomically)
+    and record it in the store: the one function that produces the list the API, dashboard and report show.
+
+    The recorded summary is :meth:`RiskList.summary_json` (with the CBPE estimate) plus ``top_100`` (the
+    corporations of the top :data:`TRACKED_TOP`, in rank order: the next list's "what changed" compares with
+    them, since the file itself is overwritten) and ``calibration`` (:func:`calibration_on_ingested_data`, or
+    None). FileNotFoundError or DataFileError naming the book for a missing or bad book.
+    """
+    if not book_path.is_file():
+        raise FileNotFoundError(f"{book_path} does not exist; pass a client book (e.g. clientbook/clients.csv)")
+    book = book_path.stat()  # before reading: a book changed while it is ranked looks changed to the next tick
+    out_path = settings.output_model_path / RISK_LIST_NAME
+    typical = deployed_typical_client(settings, deployed)
+    risk_list = rank_file(deployed.model, typical, deployed.version, book_path, out_path, progress=sys.stderr.isatty())
+    calibration = calibration_on_ingested_data(settings, deployed)
+    summary = {
+        **risk_list.summary_json(),
+        "top_100": risk_list.top(TRACKED_TOP)["corporation"].tolist(),
+        "calibration": calibration.as_json() if calibration else None,
+    }
+    store.record_risk_list(
+        RiskListRow(
+            model_version=deployed.version,
+            model_sha256=deployed.sha256,
+            book_path=str(book_path),
+            book_sha256=risk_list.book_sha256,
+            book_size_bytes=book.st_size,
+            book_mtime_ns=book.st_mtime_ns,
+            rows=risk_list.rows,
+            list_path=str(out_path),
+            list_sha256=sha256_file(out_path),
+            summary=summary,
+        )
+    )
+    return risk_list

@@ -55,7 +55,12 @@ def test_summary_and_missing_data_of_finaldata(project: Project) -> None:
 
     summary = dataframe_summary(settings)
     assert set(summary) == {"lastmonth_activity", "lastyear_activity", "number_of_employees", "exited"}
-    assert summary["lastmonth_activity"] == {"mean": 4.0, "median": 2.0, "std": pytest.approx(4.3588989)}
+    assert summary["lastmonth_activity"] == {
+        "mean": 4.0,
+        "median": 2.0,
+        "std": pytest.approx(4.3588989),
+        **{"p10": 1.2, "p25": 1.5, "p75": 5.5, "p90": pytest.approx(7.6)},  # linear percentiles of 1, 2, 9
+    }
     assert summary["lastyear_activity"]["median"] == 25.0
     assert summary["number_of_employees"]["std"] == 0.0
     assert missing_data(settings) == {

@@ -8,6 +8,8 @@ host and port (loopback, port 8000, no debug by default); ``wsgi.py`` exposes ``
   for data sent as JSON records or CSV (see risk/api/inputs.py for every accepted shape), with the model version.
 - ``/scoring``: the deployed version's F1 on the test data, as recorded when it was deployed.
 - ``/summarystats`` and ``/diagnostics``: from the latest saved diagnostics snapshot (a GET never recomputes).
+- ``/risk``: the newest risk list (riskiest clients first, with the CBPE estimate of F1), as JSON or CSV.
+- ``/dashboard`` and ``/history``: the model's history as one HTML page, and as paged JSON.
 - ``/health``: liveness, deployed version and age (never needs the bearer token); ``/metrics``: Prometheus.
 
 Every error is a JSON body ``{"error": ..., "status": ...}`` with a 4xx/5xx status, never HTML or a traceback.
@@ -23,7 +25,7 @@ import os
 
 from flask import Flask
 
-from risk.api import dashboard, serving, snapshot, status
+from risk.api import dashboard, risk, serving, snapshot, status
 from risk.api.errors import ApiError, register_error_handlers
 from risk.api.hooks import register_request_hooks
 from risk.api.metrics import ApiMetrics
@@ -36,7 +38,7 @@ log = logging.getLogger("risk.api")
 
 def register_blueprints(app: Flask) -> None:
     """Every group of endpoints, registered in one place (add new blueprints here)."""
-    for module in (serving, snapshot, status, dashboard):
+    for module in (serving, snapshot, status, dashboard, risk):
         app.register_blueprint(module.blueprint)
 
 

@@ -1,9 +1,10 @@
 """The dashboard blueprint: ``GET /dashboard`` (one HTML page) and ``GET /history`` (JSON, paged).
 
-``/dashboard`` shows the current version, the F1 trend, the confusion matrix, the data summary, recent drift
-decisions and deployments, the diagnostics and data drift, rendered server-side with Jinja; the plots (the
-same functions as the PDF report, plots.py) are inline SVG images, so the page needs no other request and no
-internet. ``/history`` returns the score, drift-decision and deployment history, newest first, paged with
+``/dashboard`` shows the current version, the riskiest clients of the newest risk list (with the histogram of
+the book's probabilities, who entered the top 100, the CBPE estimate and the calibration recorded with the list),
+the F1 trend, the confusion matrix, the data summary, recent drift decisions and deployments, the diagnostics and
+data drift, rendered server-side with Jinja; the plots (the same functions as the PDF report, plots.py) are
+inline SVG images, so the page needs no other request and no internet. ``/history`` returns the score, drift-decision and deployment history, newest first, paged with
 ``limit`` and ``offset``. Both read the records store read-only: a GET never writes and never recomputes.
 """
 
@@ -13,23 +14,27 @@ import contextlib
 import hashlib
 import json
 import logging
-import re
 from typing import Any
 
-from flask import Blueprint, abort, current_app, jsonify, render_template, request
+from flask import Blueprint, abort, current_app, jsonify, render_template
 
+from risk.api.query import MAX_OFFSET, known_parameters, one_parameter, whole_number_parameter
+from risk.api.risk import cached_reader
 from risk.api.state import api_state
 from risk.artifacts import API_RETURNS_NAME
 from risk.config import Settings
 from risk.overview import (
     Overview,
     build_overview,
+    calibration_sentence,
     data_drift_facts,
     data_drift_rows,
     format_number,
     format_time,
+    missing_values_line,
     summary_rows,
 )
+from risk.risklist import TRACKED_TOP
 from risk.store import HISTORY_KINDS, RecordsStore, reading
 
 log = logging.getLogger("dashboard")
@@ -38,10 +43,9 @@ blueprint = Blueprint("dashboard", __name__, template_folder="templates")
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 200
-MAX_OFFSET = 10**9
 HISTORY_PARAMETERS = ("kind", "limit", "offset")
-WHOLE_NUMBER = re.compile(r"[0-9]{1,10}")
 PLOT_CACHE_KEY = "dashboard_plots"
+DASHBOARD_TOP = 25  # riskiest clients shown; the whole list is a download (GET /risk?format=csv)
 
 
 def _settings() -> Settings:
@@ -51,39 +55,14 @@ def _settings() -> Settings:
 # --- /history ---
 
 
-def _one(name: str) -> str | None:
-    """A query parameter given at most once (400 when repeated), or None."""
-    values = request.args.getlist(name)
-    if len(values) > 1:
-        abort(400, description=f"query parameter {name!r} is given {len(values)} times; give it once")
-    return values[0] if values else None
-
-
-def _whole_number(name: str, default: int, minimum: int, maximum: int) -> int:
-    """A query parameter as an int in [minimum, maximum]; 400 naming the parameter and the range otherwise."""
-    raw = _one(name)
-    if raw is None:
-        return default
-    if not WHOLE_NUMBER.fullmatch(raw) or not minimum <= int(raw) <= maximum:
-        abort(
-            400,
-            description=f"query parameter {name!r} must be a whole number from {minimum} to {maximum} (got {raw!r})",
-        )
-    return int(raw)
-
-
 def history_paging() -> tuple[list[str], int, int]:
     """The kinds, limit and offset asked for by ``/history``'s query string, validated (400 otherwise)."""
-    unknown = sorted(set(request.args) - set(HISTORY_PARAMETERS))
-    if unknown:
-        abort(
-            400, description=f"unknown query parameter {unknown[0]!r}; /history takes {', '.join(HISTORY_PARAMETERS)}"
-        )
-    kind = _one("kind")
+    known_parameters("/history", HISTORY_PARAMETERS)
+    kind = one_parameter("kind")
     if kind is not None and kind not in HISTORY_KINDS:
         abort(400, description=f"query parameter 'kind' must be one of {', '.join(HISTORY_KINDS)} (got {kind!r})")
-    limit = _whole_number("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-    offset = _whole_number("offset", 0, 0, MAX_OFFSET)
+    limit = whole_number_parameter("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    offset = whole_number_parameter("offset", 0, 0, MAX_OFFSET)
     return ([kind] if kind else list(HISTORY_KINDS)), limit, offset
 
 
@@ -112,6 +91,8 @@ def _plot_inputs(overview: Overview) -> str:
         overview.deploys,
         overview.drift_checks,
         overview.diagnostics_history,
+        overview.risk_list.list_sha256 if overview.risk_list else None,
+        overview.risk_list.calibration if overview.risk_list else None,
     ]
     return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -125,12 +106,23 @@ def draw_plots(overview: Overview) -> dict[str, str | None]:
         matrix = plots.draw_confusion_matrix(
             plots.confusion_matrix_of(overview.evaluation), plots.confusion_matrix_title(overview.version)
         )
+    risk_list, probabilities, reliability = overview.risk_list, None, None
+    if risk_list is not None:
+        frame = risk_list.frame
+        probabilities = plots.draw_probability_histogram(
+            frame["probability"].to_numpy(), frame["band"].to_numpy(), risk_list.model_version
+        )
+        if risk_list.calibration:
+            reliability = plots.draw_reliability(risk_list.calibration["bins"], risk_list.calibration["rows"])
+    nothing_missing = missing_values_line(overview.diagnostics_history)
     figures = {
         "f1_trend": plots.draw_f1_trend(overview.deploys, overview.drift_checks, overview.version),
         "confusion_matrix": matrix,
         "summary_trend": plots.draw_summary_trend(overview.diagnostics_history),
-        "missing_trend": plots.draw_missing_trend(overview.diagnostics_history),
+        "missing_trend": None if nothing_missing else plots.draw_missing_trend(overview.diagnostics_history),
         "timings": plots.draw_timings(overview.diagnostics_history),
+        "probabilities": probabilities,
+        "reliability": reliability,
     }
     return {name: plots.figure_data_uri(figure) if figure is not None else None for name, figure in figures.items()}
 
@@ -149,7 +141,7 @@ def cached_plots(overview: Overview) -> dict[str, str | None]:
 def dashboard():
     settings = _settings()
     with reading(settings.records_db_path) as store:
-        overview = build_overview(settings, store)
+        overview = build_overview(settings, store, cached_reader())
     data_drift = overview.data_drift
     html = render_template(
         "dashboard.html",
@@ -159,6 +151,10 @@ def dashboard():
         data_drift_facts=data_drift_facts(data_drift) if data_drift else [],
         data_drift_table=data_drift_rows(data_drift) if data_drift else ([], []),
         api_returns_name=API_RETURNS_NAME,
+        nothing_missing=missing_values_line(overview.diagnostics_history),
+        riskiest=list(overview.risk_list.top(DASHBOARD_TOP).itertuples(index=False)) if overview.risk_list else [],
+        tracked_top=TRACKED_TOP,
+        calibration_sentence=calibration_sentence,
         when=format_time,
         num=format_number,
     )
