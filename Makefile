@@ -22,6 +22,8 @@ lint: $(VENV)/.dev
 
 bench: $(VENV)/.dev
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.drift_sim
+	$(BIN)/python -m benchmarks.bench_risklist
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)

@@ -6,7 +6,7 @@ uses), so the ratio against it shows what the checks, reasons, bands and CBPE co
 ``--runs``; peak memory is each job's own peak RSS, run once in a child process. Then where rank_file's time goes,
 stage by stage. Not a test: the figures depend on the machine.
 
-    .venv/bin/python benchmarks/bench_risklist.py [--rows 1000000] [--runs 3]
+    .venv/bin/python -m benchmarks.bench_risklist [--rows 1000000] [--runs 3]
 """
 
 from __future__ import annotations
@@ -23,18 +23,15 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pyarrow as pa  # noqa: E402
-import pyarrow.csv as pacsv  # noqa: E402
-
-from risk.cbpe import estimate_f1  # noqa: E402
-from risk.config import ModelParams  # noqa: E402
-from risk.model import build_model  # noqa: E402
-from risk.risklist import (  # noqa: E402
+from risk.cbpe import estimate_f1
+from risk.config import ModelParams
+from risk.model import build_model
+from risk.risklist import (
     TypicalClient,
     check_book,
     explain,
@@ -46,9 +43,10 @@ from risk.risklist import (  # noqa: E402
     typical_client,
     write_risklist,
 )
-from risk.schema import FEATURES  # noqa: E402
-from risk.synthetic import client_rows, make_client_book  # noqa: E402
+from risk.schema import FEATURES
+from risk.synthetic import client_rows, make_client_book
 
+REPO = Path(__file__).resolve().parents[1]
 TRAINING_ROWS = 10_000
 JOBS = ("floor", "floor_arrow", "rank_file")
 
@@ -149,7 +147,11 @@ def peak_rss_mb(folder: Path, job: str) -> float:
     """Peak resident memory (MB) of one run of ``job`` in a fresh child process (its VmHWM, which exec resets:
     a child's ru_maxrss would count the parent's memory it was forked from)."""
     result = subprocess.run(
-        [sys.executable, __file__, "--child", job, "--folder", str(folder)], check=True, capture_output=True, text=True
+        [sys.executable, "-m", "benchmarks.bench_risklist", "--child", job, "--folder", str(folder)],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return float(result.stdout.strip())
 

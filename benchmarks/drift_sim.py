@@ -37,7 +37,6 @@ import argparse
 import json
 import logging
 import math
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -45,8 +44,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from risk.config import ModelParams
 from risk.drift import DEFAULT_MIN_ROWS, ConfusionCounts, DriftDecision, DriftRule, decide

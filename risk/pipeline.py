@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from risk.artifacts import RISK_LIST_NAME
 from risk.cli import python_command
 from risk.clock import utc_now
 from risk.config import Settings
@@ -43,8 +44,9 @@ from risk.gate import ALL, GateResult, candidate_slices, challenger_predictions,
 from risk.model import build_model
 from risk.outcome import EventKind, RunOutcome, RunRecord
 from risk.predict import predicted_classes
+from risk.risklist import refresh_risk_list
 from risk.rows import Batch, row_hashes, split_batch
-from risk.schema import FEATURES, TARGET
+from risk.schema import FEATURES, TARGET, DataFileError
 from risk.store import DriftCheckRow, RecordsStore, ScoreRow
 from risk.tick import Tick
 
@@ -135,6 +137,8 @@ def run(settings: Settings, store: RecordsStore, tick: Tick, steps: Steps, force
     state.checked = [f.key for f in tick.fresh]
     try:
         outcome = _work(state, tick)
+        if state.record.deployed_version != tick.deployed_version or tick.book_changed:
+            _refresh_risk_list(state)
     except Exception as err:
         failure = RunOutcome.BAD_INPUT if isinstance(err, UserFacingError) else RunOutcome.FAILED
         state.tell(
@@ -183,6 +187,10 @@ def _work(state: _Run, tick: Tick) -> RunOutcome:
     settings = state.settings
     if tick.repair and not tick.fresh and not state.force:
         return _repair(state)
+    if tick.book_changed and not tick.fresh and not state.force:
+        state.note(f"the client book {settings.shown_path(settings.client_book_path)} or the deployed version changed "
+                   "since the last risk list: ranking the book again")
+        return RunOutcome.NOTHING_NEW
     result = state.timed("ingestion", lambda: state.steps.ingest(settings, state.store, state.run_id))
     _tell_rejections(state, tick, result)
     if tick.deployed_version is None:
@@ -285,7 +293,7 @@ def _acting_rule(state: _Run, deployed: DeployedModel, batch: Batch) -> tuple[st
         return rule, None
     recorded = deployed.metadata.get("reference_counts")
     if recorded:
-        return rule, ConfusionCounts.from_json(recorded)
+        return rule, _with_decided_batches(state, deployed, ConfusionCounts.from_json(recorded))
     try:
         reference = out_of_fold_counts(
             lambda: build_model(state.settings.model), batch.old[list(FEATURES)], batch.old[TARGET]
@@ -300,6 +308,18 @@ def _acting_rule(state: _Run, deployed: DeployedModel, batch: Batch) -> tuple[st
             f"no reference counts for {deployed.version} ({err}): the course rule raw acts until the next deployment"
         )
         return DriftRule.RAW.value, None
+
+
+def _with_decided_batches(state: _Run, deployed: DeployedModel, reference: ConfusionCounts) -> ConfusionCounts:
+    """The out-of-fold reference plus the deployed model's own counts on every batch decided while it stayed
+    deployed (``DriftDecision.next_reference``): the test sharpens tick by tick (see risk/drift.py)."""
+    batches = state.store.decided_batches(deployed.version)
+    for counts in batches:
+        reference = reference + ConfusionCounts.from_json(counts)
+    if batches:
+        state.note(f"reference: {deployed.version}'s out-of-fold counts and its {len(batches)} decided batch(es), "
+                   f"{reference.rows} rows with {reference.positives} positives")
+    return reference
 
 
 def _check_data_drift(state: _Run, new: pd.DataFrame, files: tuple[str, ...]) -> str:
@@ -425,6 +445,37 @@ def _challenge(
     chosen = rows.iloc[slices[gate.chosen]].reset_index(drop=True)
     label = "all ingested rows" if gate.chosen == ALL else f"the {len(chosen)} newest rows ({gate.chosen})"
     return _train_and_deploy(state, None if gate.chosen == ALL else chosen, label, np.empty(0, dtype=np.int64))
+
+
+# --- the risk list ---
+
+
+def _refresh_risk_list(state: _Run) -> None:
+    """Rank the client book with the deployed model (risk/risklist.py); a bad book is rejected by name, and
+    never stops the rest of the run."""
+    settings = state.settings
+    book = settings.client_book_path
+    if book is None:
+        return
+    shown = settings.shown_path(book)
+    if not book.is_file():
+        state.tell(EventKind.REJECTED_FILE, f"rejected the client book {shown}: it does not exist (client_book_path "
+                                            f"in {settings.shown_path(settings.config_path)}); no risk list")
+        return
+    try:
+        deployed = load_deployed_model(settings)
+        ranked = state.timed("risk list", lambda: refresh_risk_list(settings, state.store, deployed, book))
+    except DataFileError as err:
+        state.tell(EventKind.REJECTED_FILE, f"rejected the client book {shown} {err}; the previous risk list stays")
+        return
+    except Exception as err:
+        log.exception("ranking the client book failed")
+        state.tell(EventKind.FAILURE, f"ranking the client book {shown} FAILED: {type(err).__name__}: {err}")
+        return
+    top = ranked.frame.iloc[0] if ranked.rows else None
+    riskiest = f"; riskiest {top['corporation']} ({top['probability']:.2f})" if top is not None else ""
+    state.note(f"ranked the {ranked.rows} clients of {shown} with {deployed.version}{riskiest}; "
+               f"wrote {settings.shown_path(settings.output_model_path / RISK_LIST_NAME)}")
 
 
 # --- deploying ---

@@ -503,6 +503,16 @@ class RecordsStore:
         with self.transaction() as conn:
             return _insert(conn, "drift_checks", _drift_check_row(check, utc_now(), run_id))
 
+    def decided_batches(self, model_version: str) -> list[dict[str, int]]:
+        """The confusion counts of every batch decided on while ``model_version`` stayed deployed (no drift, or a
+        rejected challenger), oldest first: they join the significant rule's reference (risk/drift.py)."""
+        rows = self._conn.execute(
+            "SELECT decision FROM drift_checks WHERE deployed_version = ? AND next_step IN "
+            "('no drift', 'challenger rejected') AND decision IS NOT NULL ORDER BY id",
+            (model_version,),
+        ).fetchall()
+        return [json.loads(row[0])["batch"] for row in rows]
+
     # --- rows known by content ---
 
     def decided_rows(self) -> list[tuple[int, int | None]]:
@@ -529,6 +539,16 @@ class RecordsStore:
     def record_risk_list(self, row: RiskListRow, run_id: int | None = None) -> int:
         data = {"scored_at": utc_now(), "run_id": run_id, **row._asdict(), "summary": json.dumps(row.summary)}
         return self._insert("risk_lists", data)
+
+    def latest_risk_list_key(self) -> tuple[str, int, int, str] | None:
+        """(book path, size, mtime, model version) of the newest risk list: what the tick compares the book's stat
+        and the deployed version with to know whether the list is stale."""
+        if self.schema_version < 3:
+            return None
+        row = self._conn.execute(
+            "SELECT book_path, book_size_bytes, book_mtime_ns, model_version FROM risk_lists ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else (row[0], row[1], row[2], row[3])
 
     def risk_lists(self, limit: int = 2) -> list[dict[str, Any]]:
         """The newest risk lists, newest first, each with its summary decoded."""

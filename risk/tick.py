@@ -10,6 +10,7 @@ holds the line.
 
 from __future__ import annotations
 
+import os
 from typing import NamedTuple
 
 from risk.config import Settings
@@ -26,10 +27,24 @@ class Tick(NamedTuple):
     fresh: list[DataFile]
     deployed_version: str | None
     repair: bool  # a run was killed before it finished: its diagnostics and reports must be redone
+    book_changed: bool = False  # the client book (or the deployed version) changed since the last risk list
 
     @property
     def nothing_new(self) -> bool:
-        return not self.fresh and self.deployed_version is not None and not self.repair
+        return not self.fresh and self.deployed_version is not None and not self.repair and not self.book_changed
+
+
+def book_changed(settings: Settings, store: RecordsStore, version: str | None) -> bool:
+    """Whether the risk list is stale: the book's path, size or mtime differ from the last list's, or another
+    version is deployed. A configured book that does not exist changes nothing (the run that ranks says why)."""
+    book = settings.client_book_path
+    if book is None or version is None:
+        return False
+    try:
+        stat = os.stat(book)
+    except OSError:
+        return False
+    return store.latest_risk_list_key() != (str(book), stat.st_size, stat.st_mtime_ns, version)
 
 
 def look(settings: Settings, store: RecordsStore) -> Tick:
@@ -41,7 +56,9 @@ def look(settings: Settings, store: RecordsStore) -> Tick:
             "create it or fix the path"
         )
     files = scan_folder(folder, store)
-    tick = Tick(files, new_files(files, store), current_version(settings), store.unfinished_runs() > 0)
+    version = current_version(settings)
+    tick = Tick(files, new_files(files, store), version, store.unfinished_runs() > 0,
+                book_changed(settings, store, version))
     if not files and tick.deployed_version is None:
         raise UserFacingError(f"no data files in {folder} and no model deployed; add data")
     return tick

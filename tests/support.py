@@ -22,7 +22,7 @@ from risk.config import Settings, load_config
 from risk.store import RecordsStore
 
 REPO = Path(__file__).resolve().parents[1]
-DATA_FOLDERS = ("practicedata", "sourcedata", "testdata")
+DATA_FOLDERS = ("practicedata", "sourcedata", "testdata", "clientbook")
 COLUMNS = "corporation,lastmonth_activity,lastyear_activity,number_of_employees,exited"
 SCRIPT_TIMEOUT = 300
 AMBIENT_VARIABLES = (
