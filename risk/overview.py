@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from risk.artifacts import API_RETURNS_NAME
+from risk.artifacts import API_RETURNS_NAME, RISK_LIST_NAME
 from risk.cbpe import F1Estimate
 from risk.clock import utc_now
 from risk.config import Settings
@@ -96,18 +96,20 @@ def _previous_top(summary: dict[str, Any]) -> pd.DataFrame | None:
 
 
 def latest_risk_list(
-    store: RecordsStore | None, read: Callable[[Path], LoadedRiskList] = load_risklist
+    settings: Settings, store: RecordsStore | None, read: Callable[[Path], LoadedRiskList] = load_risklist
 ) -> RiskListView:
     """The newest recorded risk list and what changed since the one before (see the module docstring).
 
-    RiskListUnavailable saying what to do when there is none to show. ``read`` loads a list file (the API passes
-    one that caches by the file's stat).
+    The list is read where this configuration keeps it (``risklist.csv`` in ``output_model_path``; the store's
+    ``list_path`` says where it was written, which a copied or moved project no longer matches) and must hash
+    to the recorded sha256. RiskListUnavailable saying what to do when there is none to show. ``read`` loads a
+    list file (the API passes one that caches by the file's stat).
     """
     lists = store.risk_lists(2) if store is not None else []
     if not lists:
         raise RiskListUnavailable("no risk list yet: run fullprocess.py (it ranks the client book, client_book_path)")
     latest, previous = lists[0], (lists[1] if len(lists) > 1 else None)
-    path = Path(latest["list_path"])
+    path = settings.output_model_path / RISK_LIST_NAME
     try:
         loaded = read(path)
     except FileNotFoundError:
@@ -284,10 +286,10 @@ def _model_metadata(settings: Settings, version: str | None, notes: list[str]) -
 
 
 def _risk_list(
-    store: RecordsStore | None, read: Callable[[Path], LoadedRiskList]
+    settings: Settings, store: RecordsStore | None, read: Callable[[Path], LoadedRiskList]
 ) -> tuple[RiskListView | None, str | None]:
     try:
-        return latest_risk_list(store, read), None
+        return latest_risk_list(settings, store, read), None
     except RiskListUnavailable as err:
         return None, str(err)
 
@@ -312,11 +314,11 @@ def build_overview(
             deployment,
             api_returns=api_returns,
             model_metadata=metadata,
-            risk_list_problem=_risk_list(None, read_list)[1],
+            risk_list_problem=_risk_list(settings, None, read_list)[1],
             notes=notes,
         )
     with store.read_snapshot():
-        risk_list, risk_list_problem = _risk_list(store, read_list)
+        risk_list, risk_list_problem = _risk_list(settings, store, read_list)
         evaluation = store.latest_evaluation(version) if version else None
         overview = Overview(
             generated_at=utc_now(),

@@ -555,8 +555,8 @@ class LoadedRiskList(NamedTuple):
 
 
 def _parse_risklist(source: Path | BinaryIO, name: Path) -> pd.DataFrame:
-    try:  # round_trip: each probability parses to the float that was written, so a slice writes the same text
-        frame = pd.read_csv(source, dtype=COLUMN_TYPES, keep_default_na=False, float_precision="round_trip")
+    try:  # pandas 3 parses each probability to the very float written, so a slice is written as the same text
+        frame = pd.read_csv(source, dtype=COLUMN_TYPES, keep_default_na=False)
     except (ValueError, pd.errors.ParserError) as err:
         raise DataFileError(f"{name} is not a readable risk list ({err}); rank the clients again") from None
     if tuple(frame.columns) != COLUMNS:
