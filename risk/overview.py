@@ -76,7 +76,7 @@ class RiskListView:
     list_path: str
     list_sha256: str
     estimate: F1Estimate  # CBPE: the F1 the model should reach on this book, from its probabilities alone
-    calibration: dict[str, Any] | None  # risk.risklist.Calibration.as_json(), recorded when the list was made
+    calibration: dict[str, Any] | None  # risk.risklist.CalibrationCheck.as_json(), recorded when the list was made
     frame: pd.DataFrame  # risk.risklist.COLUMNS, rank 1 first
     entrants: list[Entrant] | None  # into the top TRACKED_TOP since the previous list; None: nothing to compare
     previous_scored_at: str | None = None
@@ -95,6 +95,15 @@ def _previous_top(summary: dict[str, Any]) -> pd.DataFrame | None:
     return pd.DataFrame({"corporation": [str(c) for c in top], "rank": range(1, len(top) + 1)})
 
 
+def _no_list_yet(settings: Settings) -> str:
+    if settings.client_book_path is None:
+        return (
+            f"no risk list yet: run fullprocess.py with client_book_path set in {settings.config_path.name} "
+            "(the clients to rank, e.g. clientbook/clients.csv)"
+        )
+    return f"no risk list yet: run fullprocess.py (it ranks the clients of {settings.shown_path(settings.client_book_path)})"
+
+
 def latest_risk_list(
     settings: Settings, store: RecordsStore | None, read: Callable[[Path], LoadedRiskList] = load_risklist
 ) -> RiskListView:
@@ -107,7 +116,7 @@ def latest_risk_list(
     """
     lists = store.risk_lists(2) if store is not None else []
     if not lists:
-        raise RiskListUnavailable("no risk list yet: run fullprocess.py (it ranks the client book, client_book_path)")
+        raise RiskListUnavailable(_no_list_yet(settings))
     latest, previous = lists[0], (lists[1] if len(lists) > 1 else None)
     path = settings.output_model_path / RISK_LIST_NAME
     try:
@@ -441,7 +450,7 @@ def model_health_lines(overview: Overview) -> list[str]:
 
 
 def calibration_sentence(calibration: dict[str, Any]) -> str:
-    """The calibration recorded with a risk list (risk.risklist.Calibration.as_json()) in one sentence, with
+    """The calibration recorded with a risk list (risk.risklist.CalibrationCheck.as_json()) in one sentence, with
     what it was measured on."""
     rows, trained = calibration["rows"], calibration.get("training_rows")
     own = f", {trained:,} of which the model was trained on (so at best optimistic)" if trained else ""
