@@ -3,8 +3,10 @@
 Writes ``confusionmatrix.png`` (the course's plot: the deployed model on the test data) and ``report.pdf``
 to ``output_model_path``. The confusion matrix, precision, recall and F1 of the deployed version are
 recorded in the records store (so the dashboard shows them without recomputing); the rest of the report
-is drawn from the store's history and the latest diagnostics snapshot (see history.py), with the plots
-shared with the dashboard (plots.py). matplotlib only, headless.
+is drawn from the store's history, the latest diagnostics snapshot and the newest risk list (risk/overview.py),
+with the plots shared with the dashboard (risk/plots.py). Its first page is for a manager: what happened last,
+the ten riskiest clients, and the model's health in words with the labelled rows each figure rests on. Table
+cells wrap to the width they are measured to need (rows grow); no text is cut. matplotlib only, headless.
 """
 
 from __future__ import annotations

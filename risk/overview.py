@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from risk.artifacts import API_RETURNS_NAME
+from risk.artifacts import API_RETURNS_NAME, RISK_LIST_NAME
 from risk.cbpe import F1Estimate
 from risk.clock import utc_now
 from risk.config import Settings
@@ -76,7 +76,7 @@ class RiskListView:
     list_path: str
     list_sha256: str
     estimate: F1Estimate  # CBPE: the F1 the model should reach on this book, from its probabilities alone
-    calibration: dict[str, Any] | None  # risk.risklist.Calibration.as_json(), recorded when the list was made
+    calibration: dict[str, Any] | None  # risk.risklist.CalibrationCheck.as_json(), recorded when the list was made
     frame: pd.DataFrame  # risk.risklist.COLUMNS, rank 1 first
     entrants: list[Entrant] | None  # into the top TRACKED_TOP since the previous list; None: nothing to compare
     previous_scored_at: str | None = None
@@ -95,19 +95,30 @@ def _previous_top(summary: dict[str, Any]) -> pd.DataFrame | None:
     return pd.DataFrame({"corporation": [str(c) for c in top], "rank": range(1, len(top) + 1)})
 
 
+def _no_list_yet(settings: Settings) -> str:
+    if settings.client_book_path is None:
+        return (
+            f"no risk list yet: run fullprocess.py with client_book_path set in {settings.config_path.name} "
+            "(the clients to rank, e.g. clientbook/clients.csv)"
+        )
+    return f"no risk list yet: run fullprocess.py (it ranks the clients of {settings.shown_path(settings.client_book_path)})"
+
+
 def latest_risk_list(
-    store: RecordsStore | None, read: Callable[[Path], LoadedRiskList] = load_risklist
+    settings: Settings, store: RecordsStore | None, read: Callable[[Path], LoadedRiskList] = load_risklist
 ) -> RiskListView:
     """The newest recorded risk list and what changed since the one before (see the module docstring).
 
-    RiskListUnavailable saying what to do when there is none to show. ``read`` loads a list file (the API passes
-    one that caches by the file's stat).
+    The list is read where this configuration keeps it (``risklist.csv`` in ``output_model_path``; the store's
+    ``list_path`` says where it was written, which a copied or moved project no longer matches) and must hash
+    to the recorded sha256. RiskListUnavailable saying what to do when there is none to show. ``read`` loads a
+    list file (the API passes one that caches by the file's stat).
     """
     lists = store.risk_lists(2) if store is not None else []
     if not lists:
-        raise RiskListUnavailable("no risk list yet: run fullprocess.py (it ranks the client book, client_book_path)")
+        raise RiskListUnavailable(_no_list_yet(settings))
     latest, previous = lists[0], (lists[1] if len(lists) > 1 else None)
-    path = Path(latest["list_path"])
+    path = settings.output_model_path / RISK_LIST_NAME
     try:
         loaded = read(path)
     except FileNotFoundError:
@@ -284,10 +295,10 @@ def _model_metadata(settings: Settings, version: str | None, notes: list[str]) -
 
 
 def _risk_list(
-    store: RecordsStore | None, read: Callable[[Path], LoadedRiskList]
+    settings: Settings, store: RecordsStore | None, read: Callable[[Path], LoadedRiskList]
 ) -> tuple[RiskListView | None, str | None]:
     try:
-        return latest_risk_list(store, read), None
+        return latest_risk_list(settings, store, read), None
     except RiskListUnavailable as err:
         return None, str(err)
 
@@ -312,11 +323,11 @@ def build_overview(
             deployment,
             api_returns=api_returns,
             model_metadata=metadata,
-            risk_list_problem=_risk_list(None, read_list)[1],
+            risk_list_problem=_risk_list(settings, None, read_list)[1],
             notes=notes,
         )
     with store.read_snapshot():
-        risk_list, risk_list_problem = _risk_list(store, read_list)
+        risk_list, risk_list_problem = _risk_list(settings, store, read_list)
         evaluation = store.latest_evaluation(version) if version else None
         overview = Overview(
             generated_at=utc_now(),
@@ -439,7 +450,7 @@ def model_health_lines(overview: Overview) -> list[str]:
 
 
 def calibration_sentence(calibration: dict[str, Any]) -> str:
-    """The calibration recorded with a risk list (risk.risklist.Calibration.as_json()) in one sentence, with
+    """The calibration recorded with a risk list (risk.risklist.CalibrationCheck.as_json()) in one sentence, with
     what it was measured on."""
     rows, trained = calibration["rows"], calibration.get("training_rows")
     own = f", {trained:,} of which the model was trained on (so at best optimistic)" if trained else ""

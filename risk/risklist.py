@@ -21,7 +21,12 @@ the model's baseline, not anything particular to it). A missing value is imputed
 so it never is the reason.
 
 Everything per client is vectorised; reasons are built once per distinct (wording, value) pair and dictionary
-encoded. The CSV is written by pyarrow's writer (a pinned dependency), atomically.
+encoded. The CSV is written by pyarrow's writer (a pinned dependency), atomically (risk.files.atomic_write).
+
+**The list the pipeline keeps**: :func:`refresh_risk_list` is the one producer of ``risklist.csv`` in
+``output_model_path``: it ranks the book with the deployed model, writes the list, and records it in the store
+with its summary (the CBPE estimate, the top 100's corporations, which the next list's "what changed" compares
+with, and the model's calibration on the labelled ingested rows), so that a GET only reads.
 """
 
 from __future__ import annotations
@@ -220,7 +225,8 @@ class Entrant(NamedTuple):
     probability: float
     band: int
     reason: str
-    previous_rank: int | None  # None: not on the previous list at all (a new client)
+    previous_rank: int | None  # None: not on the previous list given (a new client; or outside it, when only
+    # the previous top was kept, as the store keeps it)
 
 
 class LinearTerms(NamedTuple):
@@ -555,8 +561,8 @@ class LoadedRiskList(NamedTuple):
 
 
 def _parse_risklist(source: Path | BinaryIO, name: Path) -> pd.DataFrame:
-    try:  # round_trip: each probability parses to the float that was written, so a slice writes the same text
-        frame = pd.read_csv(source, dtype=COLUMN_TYPES, keep_default_na=False, float_precision="round_trip")
+    try:  # pandas 3 parses each probability to the very float written, so a slice is written as the same text
+        frame = pd.read_csv(source, dtype=COLUMN_TYPES, keep_default_na=False)
     except (ValueError, pd.errors.ParserError) as err:
         raise DataFileError(f"{name} is not a readable risk list ({err}); rank the clients again") from None
     if tuple(frame.columns) != COLUMNS:
@@ -678,7 +684,7 @@ def changes(previous: pd.DataFrame | None, current: pd.DataFrame, top: int = 100
 # --- the list the pipeline keeps: rank, write, record ---------------------------------------------------------
 
 
-class Calibration(NamedTuple):
+class CalibrationCheck(NamedTuple):
     """How well the deployed model's probabilities match outcomes, on the labelled rows it can be checked on."""
 
     reliability: Reliability
@@ -705,7 +711,7 @@ def deployed_typical_client(settings: Settings, deployed: DeployedModel) -> Typi
     return typical_client(read_final_data(settings))
 
 
-def calibration_on_ingested_data(settings: Settings, deployed: DeployedModel) -> Calibration | None:
+def calibration_on_ingested_data(settings: Settings, deployed: DeployedModel) -> CalibrationCheck | None:
     """The deployed model's reliability (risk.cbpe.reliability) on the labelled ingested rows; None, logged, when
     there are none. Most of these rows are the model's own training rows, so the check is in-sample: a
     miscalibrated verdict is certain news, a consistent one is at best optimistic."""
@@ -719,7 +725,7 @@ def calibration_on_ingested_data(settings: Settings, deployed: DeployedModel) ->
         return None
     probabilities = predict_frame(frame, deployed.model)["probability"].to_numpy()
     training_rows = deployed.metadata.get("training_rows")
-    return Calibration(
+    return CalibrationCheck(
         reliability=reliability(probabilities, labels(frame), bins=RELIABILITY_BINS),
         data_path=settings.output_folder_path / FINAL_DATA_NAME,
         training_rows=int(training_rows) if training_rows is not None else None,

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import Project, flipped_rows, make_project
+from tests.support import REPO, Project, flipped_rows, make_project
+
+BUNDLED_BOOK = REPO / "clientbook" / "clients.csv"
 
 
 @pytest.fixture
@@ -48,4 +50,19 @@ def history_project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     with project.store() as store:
         versions = [row["version"] for row in store.deployments()]
     assert versions == ["v0002", "v0001"], f"--force should have redeployed; deployments: {versions}"
+    return project
+
+
+@pytest.fixture(scope="session")
+def risk_list_project(history_project: Project, tmp_path_factory: pytest.TempPathFactory) -> Project:
+    """The history project with two risk lists of the bundled client book, made as the pipeline makes them
+    (refresh_risk_list): by v0001, then by the current v0002 (built once; copy it before changing anything)."""
+    from risk.deployed import load_deployed_model
+    from risk.risklist import refresh_risk_list
+
+    project = history_project.copy_to(tmp_path_factory.mktemp("risklist") / "project")
+    settings = project.settings()
+    with project.store() as store:
+        for version in ("v0001", None):
+            refresh_risk_list(settings, store, load_deployed_model(settings, version), BUNDLED_BOOK)
     return project

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from risk.overview import format_number
+from risk.overview import format_number, missing_values_line
+from risk.risklist import read_risklist
 from risk.store import HISTORY_KINDS, RecordsStore
 from risk.versions import current_version
 from tests.support import REPO, Project, serve
@@ -37,6 +38,7 @@ CHROMIUM_FLAGS = [
 ]
 SECTIONS = (
     "#current",
+    "#risk-list",
     "#f1-trend",
     "#confusion-matrix",
     "#data-summary",
@@ -76,9 +78,9 @@ def file_digests(root: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def served(history_project: Project, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Project, str]]:
-    """The history project (plus API returns) served by gunicorn; yields it and its URL."""
-    project = history_project.copy_to(tmp_path_factory.mktemp("dashboard") / "project")
+def served(risk_list_project: Project, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Project, str]]:
+    """The history project with its two risk lists (plus API returns) served by gunicorn; yields it and its URL."""
+    project = risk_list_project.copy_to(tmp_path_factory.mktemp("dashboard") / "project")
     (project.settings().output_model_path / "apireturns.txt").write_text("GET /health -> 200\n{}\n")
     with serve(project, "gunicorn") as url:
         yield project, url
@@ -98,6 +100,10 @@ def test_dashboard_in_headless_chromium(served: tuple[Project, str]) -> None:
         checks, deployments = store.drift_checks(), store.deployments()
         snapshot = store.latest_diagnostics()
         data_drift = store.latest_data_drift()
+        history = store.diagnostics_history()
+        estimate = store.risk_lists(1)[0]["summary"]["estimate"]
+    risk_list = read_risklist(settings.output_model_path / "risklist.csv")
+    nothing_missing = missing_values_line(history)
 
     requested: list[str] = []
     problems: list[str] = []
@@ -115,8 +121,24 @@ def test_dashboard_in_headless_chromium(served: tuple[Project, str]) -> None:
             for section in SECTIONS:
                 expect(page.locator(section)).to_be_visible()
             expect(page.locator("#metrics")).to_contain_text(format_number(evaluation["f1"]))
+            expect(page.locator("#riskiest-client")).to_have_text(risk_list["corporation"].iloc[0])
+            riskiest = page.locator("#riskiest tr")
+            assert riskiest.count() == 1 + 25
+            for rank in (0, 24):
+                row = risk_list.iloc[rank]
+                expect(riskiest.nth(1 + rank)).to_contain_text(
+                    f"{row['corporation']}{format_number(row['probability'])}"
+                )
+            expect(page.locator("#estimated-f1")).to_have_text(format_number(estimate["f1"], 3))
+            expect(page.locator("#risk-list")).to_contain_text("rests on 10,000 clients")
+            expect(page.locator("#realized-f1")).to_have_text("not yet")
+            expect(page.locator("#risk-changes")).to_contain_text("entered the top 100 since the list of")
+            expect(page.locator("#calibration-verdict")).to_contain_text("Calibration on")
+            if nothing_missing:
+                expect(page.locator("#nothing-missing")).to_have_text(nothing_missing)
             images = page.locator("img")
-            assert images.count() == 5
+            assert images.count() == (4 if nothing_missing else 5) + 2  # + probabilities, calibration
+            csv_link = page.locator("#risk-csv").get_attribute("href")
             for image in images.all():
                 image.scroll_into_view_if_needed()
                 expect(image).to_be_visible()
@@ -137,6 +159,9 @@ def test_dashboard_in_headless_chromium(served: tuple[Project, str]) -> None:
         finally:
             browser.close()
     assert screenshot.stat().st_size > 10_000
+    download = requests.get(f"{url}{csv_link}", timeout=TIMEOUT)
+    assert download.status_code == 200 and download.headers["Content-Type"].startswith("text/csv")
+    assert download.content == (settings.output_model_path / "risklist.csv").read_bytes()
     assert [u for u in requested if not u.startswith("data:")] == [f"{url}/dashboard"], "no other request, no CDN"
     assert problems == []
 
@@ -189,7 +214,14 @@ def test_history_rejects_bad_paging_with_a_json_400(served: tuple[Project, str],
 def test_gets_never_write(served: tuple[Project, str]) -> None:
     project, url = served
     before = file_digests(project.root)
-    for path in ("/dashboard", "/history", "/history?kind=scores&limit=1&offset=1", "/dashboard"):
+    for path in (
+        "/dashboard",
+        "/history",
+        "/history?kind=scores&limit=1&offset=1",
+        "/risk",
+        "/risk?format=csv&band=2",
+        "/dashboard",
+    ):
         assert requests.get(f"{url}{path}", timeout=TIMEOUT).status_code == 200
     assert file_digests(project.root) == before
 
@@ -217,6 +249,7 @@ def test_dashboard_and_history_before_anything_ran(project: Project) -> None:
     assert dashboard.status_code == 200 and dashboard.headers["Content-Type"].startswith("text/html")
     assert '<div class="value" id="current-version">none</div>' in dashboard.text
     assert "run fullprocess.py" in dashboard.text
+    assert '<p class="empty" id="risk-list-missing">no risk list yet: run fullprocess.py' in dashboard.text
     assert history.status_code == 200
     assert {kind: history.json()[kind] for kind in HISTORY_KINDS} == {
         kind: {"items": [], "total": 0, "next_offset": None} for kind in HISTORY_KINDS

@@ -144,9 +144,10 @@ def _csv_response(view: RiskListView, rows: pd.DataFrame, band: int | None) -> R
 def risk_list() -> Response:
     csv = _wants_csv()
     top, offset, band = _selection(csv)
-    with reading(api_state().settings.records_db_path) as store:
+    settings = api_state().settings
+    with reading(settings.records_db_path) as store:
         try:
-            view = latest_risk_list(store, cached_reader())
+            view = latest_risk_list(settings, store, cached_reader())
         except RiskListUnavailable as err:
             raise ApiError(503, str(err)) from None
     rows, matching = _rows(view, top, offset, band)
