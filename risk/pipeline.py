@@ -91,6 +91,7 @@ class _Run:
     scores: list[ScoreRow] = field(default_factory=list)
     drift_checks: list[DriftCheckRow] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    list_refreshed: bool = False
 
     @property
     def run_id(self) -> int:
@@ -137,7 +138,7 @@ def run(settings: Settings, store: RecordsStore, tick: Tick, steps: Steps, force
     state.checked = [f.key for f in tick.fresh]
     try:
         outcome = _work(state, tick)
-        if state.record.deployed_version != tick.deployed_version or tick.book_changed:
+        if tick.book_changed and not state.list_refreshed:
             _refresh_risk_list(state)
     except Exception as err:
         failure = RunOutcome.BAD_INPUT if isinstance(err, UserFacingError) else RunOutcome.FAILED
@@ -455,6 +456,7 @@ def _refresh_risk_list(state: _Run) -> None:
     never stops the rest of the run."""
     settings = state.settings
     book = settings.client_book_path
+    state.list_refreshed = True
     if book is None:
         return
     shown = settings.shown_path(book)
@@ -495,6 +497,7 @@ def _train_and_deploy(state: _Run, frame: pd.DataFrame | None, label: str, decid
         f"{settings.shown_path(settings.test_data_file)}",
     )
     state.record = state.record._replace(deployed_version=version)
+    _refresh_risk_list(state)  # before the reports: the PDF's first page shows the new list
     return RunOutcome.DEPLOYED if _after_deploy(state) else RunOutcome.DEPLOYED_WITH_ERRORS
 
 
