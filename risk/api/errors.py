@@ -71,6 +71,13 @@ def register_error_handlers(app: Flask) -> None:
     def http_error(err: HTTPException) -> Response:
         return error_response(err.code or 500, err.description or err.name)
 
+    @app.errorhandler(MemoryError)
+    def out_of_memory(err: MemoryError) -> Response:
+        log.error("out of memory answering %s %s", request.method, request.path)
+        return error_response(
+            503, "the server ran out of memory answering this request; send fewer rows per request, or retry later"
+        )
+
     @app.errorhandler(Exception)
     def unexpected_error(err: Exception) -> Response:
         log.exception("unexpected error in %s %s", request.method, request.path)

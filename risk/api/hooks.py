@@ -43,14 +43,14 @@ def register_request_hooks(app: Flask) -> None:
         view = app.view_functions.get(request.endpoint or "")
         if token is None or getattr(view, "public", False):
             return None
-        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not given.strip():
+        given = bearer_token(token)
+        if given == "missing":
             response = error_response(
                 401,
                 f"this API needs a bearer token ({API_TOKEN_ENV} is set on the server); "
                 "send the header Authorization: Bearer <token>",
             )
-        elif not hmac.compare_digest(given.strip().encode(), token.encode()):
+        elif given == "wrong":
             response = error_response(401, "the bearer token is wrong; send the token the server was started with")
         else:
             return None
@@ -64,6 +64,15 @@ def register_request_hooks(app: Flask) -> None:
             endpoint = request.url_rule.rule if request.url_rule else "unmatched"
             api_state().metrics.observe(endpoint, request.method, response.status_code, time.perf_counter() - started)
         return response
+
+
+def bearer_token(token: str) -> str:
+    """How the current request's ``Authorization: Bearer`` header compares with ``token``: "missing", "wrong"
+    or "right" (compared in constant time)."""
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        return "missing"
+    return "right" if hmac.compare_digest(given.strip().encode(), token.encode()) else "wrong"
 
 
 def read_streamed_body(request: Request, limit: int) -> None:
