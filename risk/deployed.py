@@ -110,27 +110,26 @@ def check_recorded(settings: Settings, version: str, sha256: str, store: Records
     """ModelIntegrityError when the records store recorded another model sha256 for ``version`` than its files.
 
     A version the store does not know (a deployment killed between switching ``current`` and recording it, which
-    the next deployment.py run records), or no store at all, is only warned about: the folder checks above are
-    what keep others from writing a version.
+    the next deployment.py run records), or a store that is missing or unreadable, is only warned about: the
+    folder checks are what keep others from writing a version; this one catches a model swapped in a version
+    the store knows.
     """
     path = store.path if isinstance(store, RecordsStore) else Path(store or settings.records_db_path)
     try:
         if isinstance(store, RecordsStore):
-            recorded = store.deployed_sha256s(version)
+            recorded: set[str] | None = store.deployed_sha256s(version)
         else:
             with reading(path) as opened:
                 recorded = opened.deployed_sha256s(version) if opened is not None else None
     except StoreUnreadable as err:
-        raise ModelIntegrityError(
-            f"version {version}: cannot check its model against the records store ({err}); make the store "
-            "readable by this user"
-        ) from None
+        log.warning("version %s not checked against the records store: %s", version, err)
+        return
     if not recorded:
+        where = f"{path} does not exist" if recorded is None else f"not in the deployments of {path}"
         log.warning(
-            "version %s is not in the records store's deployments (%s): an interrupted deployment? "
-            "running deployment.py records it",
+            "version %s is not in the records store (%s): an interrupted deployment? running deployment.py records it",
             version,
-            path if recorded is not None else f"{path} does not exist",
+            where,
         )
         return
     if recorded != {sha256}:
