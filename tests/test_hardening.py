@@ -26,12 +26,14 @@ import requests
 
 from ingestion import merge_multiple_dataframe
 from risk.api import create_app
+from risk.api.serving import STREAM_ROWS
 from risk.config import ConfigError, load_config
 from risk.deployed import load_deployed_model
 from risk.fastread import read_files
 from risk.inputscan import scan_folder
 from risk.modelfiles import ModelIntegrityError, NotAModel, UnsafeModelFile
-from risk.schema import MAX_FIELDS
+from risk.predict import predict_frame
+from risk.schema import MAX_FIELDS, check_schema, parse_csv_text
 from risk.store import RecordsStore
 from risk.versions import CURRENT_LINK, VERSIONS_DIR
 from tests.support import AMBIENT_VARIABLES, COLUMNS, REPO, Project, free_port, in_process, wait_for_http
@@ -121,6 +123,29 @@ def test_a_path_named_file_over_the_limit_is_refused_with_413_before_it_is_read(
         assert f"testdata/big.csv is {big.stat().st_size} bytes, over the limit of {limit} bytes" in message
         assert "api_max_upload_bytes" in message
         assert requests.get(f"{base}/prediction", params={"filepath": TEST_CSV}, timeout=30).status_code == 200
+
+
+def test_a_large_answer_is_streamed_with_every_row_as_computed(deployed_project: Project) -> None:
+    """Answers over STREAM_ROWS rows are written a block at a time (so a big request does not hold every row
+    object and the whole text at once); the JSON is the one the pipeline's own functions give."""
+    count = STREAM_ROWS * 2 + 17
+    lines = [f"c{i},{i % 300},{i % 7},{i % 50}" if i % 13 else f"c{i},,{i % 7}," for i in range(count)]
+    text = "corporation,lastmonth_activity,lastyear_activity,number_of_employees\n" + "\n".join(lines) + "\n"
+    settings = deployed_project.settings()
+    clean = check_schema(parse_csv_text(text), require_target=False)
+    expected = predict_frame(clean, load_deployed_model(settings).model)
+    with in_process(create_app(settings)) as base:
+        response = requests.post(
+            f"{base}/prediction", data=text.encode(), headers={"Content-Type": "text/csv"}, timeout=60
+        )
+    body = response.json()
+    assert response.status_code == 200 and body["rows"] == len(body["predictions"]) == count
+    assert [row["corporation"] for row in body["predictions"]] == clean["corporation"].tolist()
+    assert [row["prediction"] for row in body["predictions"]] == expected["prediction"].tolist()
+    assert [row["probability"] for row in body["predictions"]] == expected["probability"].tolist()
+    imputed = [i for i, row in enumerate(body["predictions"]) if "imputed" in row]
+    assert imputed == [i for i in range(count) if i % 13 == 0]
+    assert body["predictions"][0]["imputed"] == ["lastmonth_activity", "number_of_employees"]
 
 
 # --- 4: a deployment folder others can write ---
