@@ -274,13 +274,21 @@ def test_a_model_the_records_store_recorded_otherwise_is_never_unpickled(
     assert not marker.exists()
 
 
-def test_the_api_says_which_file_to_chmod(deployed_project: Project, tmp_path: Path) -> None:
+def test_the_api_says_which_file_to_chmod(
+    deployed_project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     marker = tmp_path / "unpickled.marker"
     version = deploy_pickle(deployed_project, pickle.dumps(Booby(marker)))
     os.chmod(version / "trainedmodel.pkl", 0o666)
     with in_process(create_app(deployed_project.settings())) as base:
         response = requests.post(f"{base}/prediction", json=[ONE_ROW], timeout=30)
         assert response.status_code == 503
+        assert "chmod go-w production_deployment/versions/v0002/trainedmodel.pkl" in response.json()["error"]
+        assert str(deployed_project.root) not in response.text  # an open API shows no absolute server path
+    monkeypatch.setenv("RISK_API_TOKEN", "s3cret")
+    with in_process(create_app(deployed_project.settings())) as base:  # a token holder sees the full path
+        headers = {"Authorization": "Bearer s3cret"}
+        response = requests.post(f"{base}/prediction", json=[ONE_ROW], headers=headers, timeout=30)
         assert f"chmod go-w {version / 'trainedmodel.pkl'}" in response.json()["error"]
     assert not marker.exists()
 

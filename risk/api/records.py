@@ -27,6 +27,7 @@ def open_records(settings: Settings) -> Iterator[RecordsStore]:
                 503,
                 f"no records yet ({settings.records_db_path} does not exist); run fullprocess.py "
                 "to ingest, train, deploy and run diagnostics",
+                about_server=True,
             )
         yield store
 

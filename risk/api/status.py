@@ -10,35 +10,18 @@ their last name). Without the token on a token-protected API it stays public but
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from flask import Blueprint, Response, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from risk.api.errors import ApiError
+from risk.api.errors import ApiError, without_server_paths
 from risk.api.hooks import bearer_token
 from risk.api.records import model_age_seconds
 from risk.api.state import ApiState, api_state, public
-from risk.config import Settings
 from risk.versions import current_version, read_record
 
 blueprint = Blueprint("status", __name__)
-
-ABSOLUTE_PATH = re.compile(r"(?<![\w.~:/-])/[^\s'\"(),;]*")  # not after a word, "~" or "://" (URLs are kept)
-
-
-def without_server_paths(text: str, settings: Settings) -> str:
-    """``text`` with each absolute path shown relative to the project, or by its last name when outside it."""
-
-    def shown(match: re.Match[str]) -> str:
-        path = match.group(0)
-        project = f"{settings.project_dir}/"
-        if path.startswith(project) or path == project.rstrip("/"):
-            return path[len(project) :] or "."
-        return f".../{path.rstrip('/').rsplit('/', 1)[-1]}"
-
-    return ABSOLUTE_PATH.sub(shown, text)
 
 
 def serving_state(state: ApiState, version: str | None) -> tuple[str, str | None, str | None]:
