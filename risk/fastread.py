@@ -335,7 +335,7 @@ def read_schema_columns(path: Path, raw: bytes | None = None) -> tuple[pd.Series
         raw = path.read_bytes()
     plain = path.suffix.lower() == ".csv" and _plain_text(raw)
     if plain:  # as parse_csv_text does, before pandas sees a header that would cost quadratic time
-        check_field_count(header_field_count(raw), "on its header line")
+        check_field_count(header_field_count(raw), "fields on its header line")
     parsed = _parse_plain_csv(raw) if plain else None
     columns = _columns_as_read(*parsed[:2]) if parsed is not None else None
     if columns is None:  # unusual or bad: the reference path parses it again and names any problem

@@ -220,33 +220,27 @@ def _line_fields(text: str | bytes, position: int, limit: int) -> tuple[int, int
     return fields, len(text)
 
 
-def check_field_count(count: int, where: str, limit: int = MAX_FIELDS) -> None:
+def check_field_count(count: int, what: str, limit: int = MAX_FIELDS) -> None:
     """DataFileError when ``count`` fields (on the header line, or keys of the records) is over ``limit``."""
     if count > limit:
         raise DataFileError(
-            f"has more than {limit} fields {where} (the limit); a data file has the columns "
+            f"has more than {limit} {what} ({count:,} counted, the limit is {limit}); a data file has the columns "
             f"{', '.join(COLUMNS)}: remove the other columns, or check it is comma-separated data"
         )
 
 
-def _record_fields(records: list[dict[object, object]], limit: int) -> int:
-    """How many distinct keys the records have in all, counting no further than ``limit`` + 1."""
+def check_record_fields(records: list[dict[object, object]], limit: int = MAX_FIELDS) -> None:
+    """DataFileError when JSON records have more than ``limit`` distinct keys in all (before a frame is built
+    with a column per key; the set holds the parsed keys themselves, so counting them all is cheap)."""
     keys: set[object] = set()
     for record in records:
         keys.update(record)
-        if len(keys) > limit:
-            break
-    return len(keys)
-
-
-def check_record_fields(records: list[dict[object, object]], limit: int = MAX_FIELDS) -> None:
-    """DataFileError when JSON records have more than ``limit`` distinct keys in all (before a frame is built)."""
-    check_field_count(_record_fields(records, limit), "(distinct keys in its records)", limit)
+    check_field_count(len(keys), "distinct keys in its records", limit)
 
 
 def parse_csv_text(text: str) -> pd.DataFrame:
     """Parse CSV text into a raw frame (no schema check); DataFileError if it is not CSV or is too wide."""
-    check_field_count(header_field_count(text), "on its header line")
+    check_field_count(header_field_count(text), "fields on its header line")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)  # more fields than the header: not data
