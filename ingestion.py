@@ -4,8 +4,11 @@ Each file (CSV, or JSON records) is checked against the schema (risk/schema.py);
 message naming the file and the problem while every good file is still ingested. Whole duplicate rows are
 dropped, ``finaldata.csv`` and the course's ``ingestedfiles.txt`` are written to the output folder, and a record
 per file (name, location, sha256, rows read/kept, duplicates dropped, accepted/rejected and why) goes to the
-records store. Source files are only ever read. A file rejected before is skipped until its content changes.
-The files are read by risk/fastread.py (``ingestion_reader`` in config: ``fast`` or ``plain``, same result).
+records store. Source files are only ever read. A file rejected before is skipped until its content changes
+(one rejected for lack of memory is tried again). One file's failure, whatever it is, rejects that file only; a
+name with a line break or another control character is refused by name (it would split ingestedfiles.txt).
+The files are read by risk/fastread.py (``ingestion_reader`` in config: ``fast`` or ``plain``, same result),
+each read once: what is recorded (sha256, size, rows) is the bytes parsed.
 """
 
 from __future__ import annotations

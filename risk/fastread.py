@@ -10,11 +10,15 @@ How the fast reader earns its keep (1M rows: 95 MB peak against the plain reader
 
 - Plain CSV files (ASCII, trimmed, the schema's header, a first id that is surely text) that follow one another
   with the same header are parsed together, one ``read_csv`` per :data:`BATCH_BYTES`; anything else is read on
-  its own, and anything unusual or bad goes through ``read_data_file``, which names the problem.
+  its own, and anything unusual or bad goes through ``read_data_bytes``, which names the problem.
 - Numbers go straight into a :class:`ColumnBuffer` (columns reserved up front, filled file by file), so there is
   never a frame per file nor a second copy of every file.
 - Duplicates are found by hashing rows' numbers; only rows sharing a hash are compared value by value, and
   should a collision ever put unequal rows together, pandas decides for them.
+
+Hostile files cost little and stop nothing: each file is read once (the bytes hashed are the bytes parsed), its
+header's fields are counted before pandas sees it (risk/schema.py's MAX_FIELDS), at most RESERVED_ROWS rows are
+reserved up front, and any failure while reading one file, MemoryError included, rejects that file by name.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ host and port (loopback, port 8000, no debug by default); ``wsgi.py`` exposes ``
   for data sent as JSON records or CSV (see risk/api/inputs.py for every accepted shape), with the model version.
 - ``/scoring``: the deployed version's F1 on the test data, as recorded when it was deployed.
 - ``/summarystats`` and ``/diagnostics``: from the latest saved diagnostics snapshot (a GET never recomputes).
-- ``/health``: liveness, deployed version and age (never needs the bearer token); ``/metrics``: Prometheus.
+- ``/health``: ``ok``, ``degraded`` or ``unavailable`` (503: nothing can answer /prediction), the deployed version
+  and its age (never needs the bearer token; terse without it on a token-protected API); ``/metrics``: Prometheus.
 
 Every error is a JSON body ``{"error": ..., "status": ...}`` with a 4xx/5xx status, never HTML or a traceback.
 When ``RISK_API_TOKEN`` is set, every endpoint but ``/health`` needs ``Authorization: Bearer <token>``; an empty
