@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -121,8 +122,8 @@ def check_recorded(settings: Settings, version: str, sha256: str, store: Records
         else:
             with reading(path) as opened:
                 recorded = opened.deployed_sha256s(version) if opened is not None else None
-    except StoreUnreadable as err:
-        log.warning("version %s not checked against the records store: %s", version, err)
+    except (StoreUnreadable, sqlite3.Error) as err:
+        log.warning("version %s not checked against the records store %s: %s", version, path, err)
         return
     if not recorded:
         where = f"{path} does not exist" if recorded is None else f"not in the deployments of {path}"

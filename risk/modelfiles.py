@@ -29,7 +29,6 @@ from typing import Any, NamedTuple
 from risk.artifacts import METADATA_NAME, MODEL_NAME, REFERENCE_NAME, SCORE_NAME
 from risk.errors import UserFacingError
 from risk.files import atomic_write_bytes, atomic_write_text, sha256_bytes
-from risk.schema import FEATURES
 
 log = logging.getLogger("modelfiles")
 
@@ -196,6 +195,8 @@ def model_file(folder: Path, metadata: dict[str, Any]) -> Path:
 
 def check_is_model(model: Any, path: Path) -> None:
     """NotAModel unless ``model`` is a trained classifier for the schema's features (what /prediction calls)."""
+    from risk.schema import FEATURES  # here: the schema imports pandas, which deploying and rolling back never need
+
     problem = None
     if not callable(getattr(model, "predict_proba", None)):
         problem = f"holds a {type(model).__name__}, not a model with predict_proba"
