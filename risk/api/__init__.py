@@ -20,6 +20,7 @@ a redeploy is picked up on the next request, and the old model answers until the
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 
@@ -81,8 +82,14 @@ def log_access_mode(token: str | None, settings: Settings) -> None:
 
 
 def warm_up(app: Flask) -> None:
-    """Load the deployed model now, so the first request does not pay for it (a failure is only logged)."""
+    """Load the deployed model now, so the first request does not pay for it (a failure is only logged).
+
+    With no model to load, the code unpickling one needs (scikit-learn) is imported anyway: the first load after
+    a deployment is then an unpickle of milliseconds, so ``/health``, which loads a newly deployed version as a
+    prediction would, answers within the pipeline's probe timeout even on a busy machine.
+    """
     try:
         app.extensions[STATE_KEY].models.current()
     except ApiError as err:
         log.warning("%s", err.message)
+        importlib.import_module("risk.model")
