@@ -21,12 +21,16 @@ from pathlib import Path
 CODE_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(CODE_DIR))
 
-from risk.config import ConfigError, load_config  # noqa: E402  (stdlib only: the master stays light)
+from risk.config import ConfigError, api_token, load_config  # noqa: E402  (stdlib only: the master stays light)
 
 try:
     _settings = load_config(os.environ.get("RISK_CONFIG"))
 except ConfigError as _err:
     raise SystemExit(f"gunicorn.conf.py: {_err} (set RISK_CONFIG to the project's config.json)") from None
+try:
+    api_token()  # checked here too, so a bad token stops the master with one line, not each worker with a traceback
+except ConfigError as _err:
+    raise SystemExit(f"gunicorn.conf.py: {_err}") from None
 _host, _port = _settings.api_bind
 
 chdir = str(CODE_DIR)

@@ -4,13 +4,17 @@ Each file (CSV, or JSON records) is checked against the schema (risk/schema.py);
 message naming the file and the problem while every good file is still ingested. Whole duplicate rows are
 dropped, ``finaldata.csv`` and the course's ``ingestedfiles.txt`` are written to the output folder, and a record
 per file (name, location, sha256, rows read/kept, duplicates dropped, accepted/rejected and why) goes to the
-records store. Source files are only ever read. A file rejected before is skipped until its content changes.
-The files are read by risk/fastread.py (``ingestion_reader`` in config: ``fast`` or ``plain``, same result).
+records store. Source files are only ever read. A file rejected before is skipped until its content changes
+(one rejected for lack of memory is tried again). One file's failure, whatever it is, rejects that file only; a
+name with a line break or another control character is refused by name (it would split ingestedfiles.txt).
+The files are read by risk/fastread.py (``ingestion_reader`` in config: ``fast`` or ``plain``, same result),
+each read once: what is recorded (sha256, size, rows) is the bytes parsed.
 """
 
 from __future__ import annotations
 
 import logging
+import unicodedata
 from dataclasses import dataclass
 
 import pandas as pd
@@ -19,7 +23,7 @@ from risk.artifacts import FINAL_DATA_NAME, INGESTED_FILES_NAME
 from risk.cli import make_parser, run_script
 from risk.config import Settings
 from risk.errors import UserFacingError
-from risk.fastread import ReadResult, read_files
+from risk.fastread import MEMORY_REASON, ReadResult, read_files
 from risk.files import atomic_write, atomic_write_text
 from risk.inputscan import DataFile, scan_folder
 from risk.schema import COLUMNS
@@ -62,12 +66,41 @@ def _record(file: DataFile, status: str, **fields: object) -> IngestionRecord:
 
 
 def files_to_read(files: list[DataFile], store: RecordsStore) -> list[DataFile]:
-    """The files to read: all but those rejected before with the same name and content (they stay rejected)."""
-    earlier = store.rejection_reasons([file.key for file in files])
+    """The files to read: all but those rejected before with the same name and content (they stay rejected),
+    except a file rejected for lack of memory: memory may have freed up, so it is tried again."""
+    earlier = {
+        key: reason
+        for key, reason in store.rejection_reasons([file.key for file in files]).items()
+        if MEMORY_REASON not in reason
+    }
     for file in files:
         if file.key in earlier:
             log.info("skipped %s: rejected before and unchanged (%s)", file.path, earlier[file.key])
     return [file for file in files if file.key not in earlier]
+
+
+def name_problem(name: str) -> str | None:
+    """Why a file name cannot be ingested, or None: a line break (or another control character) would split
+    the course's ``ingestedfiles.txt``, one name per line, and the log lines naming it."""
+    if any(unicodedata.category(char) == "Cc" for char in name):
+        return (
+            f"{name!r} has a line break or another control character in its name, which would split "
+            "ingestedfiles.txt (one name per line); rename the file"
+        )
+    return None
+
+
+def refuse_bad_names(files: list[DataFile]) -> tuple[list[DataFile], list[IngestionRecord]]:
+    """The files whose names can be recorded, and a rejection record for each of the others (never read)."""
+    named, refused = [], []
+    for file in files:
+        problem = name_problem(file.name)
+        if problem is None:
+            named.append(file)
+        else:
+            log.warning("rejected %r: %s", str(file.path), problem)
+            refused.append(_record(file, "rejected", reason=problem))
+    return named, refused
 
 
 def ingestion_records(result: ReadResult) -> list[IngestionRecord]:
@@ -94,12 +127,14 @@ def merge_multiple_dataframe(settings: Settings, store: RecordsStore, run_id: in
     """
     folder = settings.input_folder_path
     files = scan_folder(folder, store)
-    result = read_files(files_to_read(files, store), settings.ingestion_reader)
-    records = ingestion_records(result)
+    readable, refused = refuse_bad_names(files_to_read(files, store))
+    result = read_files(readable, settings.ingestion_reader)
+    records = sorted(ingestion_records(result) + refused, key=lambda record: record.file_name)
     if not result.accepted:
         store.record_ingestions(records, run_id)
+        rejected = len(result.rejected) + len(refused)
         raise UserFacingError(
-            f"no valid data files in {folder} ({len(files)} file(s) there, {len(result.rejected)} rejected now); "
+            f"no valid data files in {folder} ({len(files)} file(s) there, {rejected} rejected now); "
             "add CSV files with columns " + ", ".join(COLUMNS)
         )
     write_outputs(settings, result.data, [file.name for file in result.accepted])
@@ -110,7 +145,7 @@ def merge_multiple_dataframe(settings: Settings, store: RecordsStore, run_id: in
         folder,
         len(result.data),
         sum(result.duplicates),
-        len(result.rejected),
+        len(result.rejected) + len(refused),
     )
     return IngestionResult(data=result.data, source=result.source, records=records)
 

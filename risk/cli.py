@@ -73,7 +73,7 @@ def run_script(
     except RunInProgress as err:
         log.warning("%s; nothing done%s", err, "" if busy_exit == 0 else ", try again when it has finished")
         return busy_exit
-    except UserFacingError as err:
+    except (UserFacingError, ConfigError) as err:  # ConfigError: a setting a step checks itself (the API token)
         log.error("%s", err)
         return EXIT_BAD_INPUT
     except Exception:

@@ -10,8 +10,9 @@ Standard library only: the cron tick loads this before deciding whether there is
 from __future__ import annotations
 
 import json
+import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
@@ -137,46 +138,85 @@ class Settings(NamedTuple):
 
 
 # --- key checkers: each returns the cleaned value or raises ValueError with what was expected ---
+#
+# Every number must be finite (JSON's NaN and Infinity pass a plain ``value > 0`` and then break the steps that
+# use them), and every count that sizes work or memory has an upper bound, so a typo cannot exhaust the machine.
+
+MAX_TIMEOUT_SECONDS = 3600
+MAX_HISTORY_SIZE = 10_000
+MAX_PSI_BINS = 1000
+MAX_REFERENCE_ROWS = 10_000_000
+MAX_MIN_ROWS = 10_000_000
+MAX_API_WORKERS = 64
+MAX_UPLOAD_BYTES = 1 << 30  # 1 GiB: one request is parsed in memory, several times its size
+MAX_ITERATIONS = 1_000_000
+MAX_RANDOM_STATE = 2**32 - 1  # scikit-learn's limit for an integer seed
+
+
+def _is_number(value: Any) -> bool:
+    """True for a finite int or float (not a bool, not NaN or Infinity)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return isinstance(value, int) or math.isfinite(value)
+
+
+def _at_most(maximum: float | None) -> str:
+    return "" if maximum is None else f" and at most {maximum}"
 
 
 def _text(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError("must be a non-empty string")
+    if "\x00" in value:
+        raise ValueError("must not contain a NUL byte")
     return value
 
 
-def _positive_number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ValueError("must be a number greater than 0")
-    return float(value)
+def _positive(maximum: float | None = None) -> Callable[[Any], float]:
+    def check(value: Any) -> float:
+        if not _is_number(value) or value <= 0 or (maximum is not None and value > maximum):
+            raise ValueError(f"must be a number greater than 0{_at_most(maximum)}")
+        return float(value)
+
+    return check
 
 
-def _positive_int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError("must be a whole number greater than 0")
-    return value
+_positive_number = _positive()
+
+
+def _whole(minimum: int, maximum: int) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+            qualifier = "greater than 0" if minimum == 1 else f"of at least {minimum}"
+            raise ValueError(f"must be a whole number {qualifier}{_at_most(maximum)}")
+        return value
+
+    return check
 
 
 def _optional_int(value: Any) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError("must be a whole number or null")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_RANDOM_STATE:
+        raise ValueError(f"must be a whole number from 0 to {MAX_RANDOM_STATE}, or null")
     return value
 
 
+MAX_ROWS = 10**9  # row counts in config: no batch or window is larger
+
+
 def _optional_positive_int(value: Any) -> int | None:
-    return None if value is None else _positive_int(value)
+    return None if value is None else _whole(1, MAX_ROWS)(value)
 
 
 def _probability(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+    if not _is_number(value) or not 0 < value < 1:
         raise ValueError("must be a number between 0 and 1 (exclusive)")
     return float(value)
 
 
 def _share(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+    if not _is_number(value) or not 0 < value <= 1:
         raise ValueError("must be a number greater than 0 and at most 1")
     return float(value)
 
@@ -185,15 +225,6 @@ def _boolean(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError("must be true or false")
     return value
-
-
-def _at_least(minimum: int) -> Callable[[Any], int]:
-    def check(value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ValueError(f"must be a whole number of at least {minimum}")
-        return value
-
-    return check
 
 
 def _one_of(*choices: str) -> Callable[[Any], str]:
@@ -222,9 +253,9 @@ def _optional_http_url(value: Any) -> str | None:
 
 
 def _history_size(value: Any) -> int:
-    if _positive_int(value) < MIN_DRIFT_HISTORY:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value < MIN_DRIFT_HISTORY:
         raise ValueError(f"must be at least {MIN_DRIFT_HISTORY} (the statistical drift tests need that many scores)")
-    return value
+    return _whole(1, MAX_HISTORY_SIZE)(value)
 
 
 MODEL_KEYS: dict[str, Callable[[Any], Any]] = {
@@ -232,7 +263,7 @@ MODEL_KEYS: dict[str, Callable[[Any], Any]] = {
     "penalty": _one_of(*PENALTY_L1_RATIO),
     "solver": _one_of(*SOLVER_PENALTIES),
     "random_state": _optional_int,
-    "max_iter": _positive_int,
+    "max_iter": _whole(1, MAX_ITERATIONS),
     "tol": _positive_number,
 }
 
@@ -276,28 +307,56 @@ OPTIONAL_KEYS: dict[str, Callable[[Any], Any]] = {
     "drift_test": _one_of(*DRIFT_TESTS),
     "drift_history_size": _history_size,
     "drift_alpha": _probability,
-    "drift_min_rows": _positive_int,
-    "drift_min_positives": _positive_int,
+    "drift_min_rows": _whole(1, MAX_ROWS),
+    "drift_min_positives": _whole(1, MAX_ROWS),
     "training_window_rows": _optional_positive_int,
     "alert_webhook_url": _optional_http_url,
-    "alert_webhook_timeout_seconds": _positive_number,
+    "alert_webhook_timeout_seconds": _positive(MAX_TIMEOUT_SECONDS),
     "ingestion_reader": _one_of(*INGESTION_READERS),
     "api_url": _http_url,
-    "api_timeout_seconds": _positive_number,
+    "api_timeout_seconds": _positive(MAX_TIMEOUT_SECONDS),
     "package_index_url": _http_url,
-    "dependency_check_timeout_seconds": _positive_number,
+    "dependency_check_timeout_seconds": _positive(MAX_TIMEOUT_SECONDS),
     # feature-level data drift (see README, "Data drift")
     "data_drift_ks_alpha": _probability,
     "data_drift_psi_watch": _positive_number,
     "data_drift_psi_drift": _positive_number,
-    "data_drift_psi_bins": _at_least(2),
-    "data_drift_ks_max_reference_rows": _at_least(0),
-    "data_drift_min_rows": _at_least(2),
+    "data_drift_psi_bins": _whole(2, MAX_PSI_BINS),
+    "data_drift_ks_max_reference_rows": _whole(0, MAX_REFERENCE_ROWS),
+    "data_drift_min_rows": _whole(2, MAX_MIN_ROWS),
     "data_drift_feature_share": _share,
     "data_drift_triggers_retrain": _boolean,
-    "api_workers": _positive_int,
-    "api_max_upload_bytes": _positive_int,
+    "api_workers": _whole(1, MAX_API_WORKERS),
+    # the largest request body or file named by path /prediction reads (413 beyond; see docs/security.md)
+    "api_max_upload_bytes": _whole(1, MAX_UPLOAD_BYTES),
 }
+
+
+def api_token(environ: Mapping[str, str] | None = None) -> str | None:
+    """The API's bearer token from ``$RISK_API_TOKEN``: None when it is unset (the API is open).
+
+    A set but empty value, or one with blanks around it, is a ConfigError: the first would silently leave the API
+    open, the second would refuse every client (they send the token without the blanks).
+    """
+    value = (os.environ if environ is None else environ).get(API_TOKEN_ENV)
+    if value is None:
+        return None
+    if not value.strip():
+        raise ConfigError(
+            f"{API_TOKEN_ENV} is set but empty; set it to a secret (e.g. the output of `openssl rand -hex 32`) "
+            "or unset it to serve the API without a token"
+        )
+    if value != value.strip():
+        raise ConfigError(
+            f"{API_TOKEN_ENV} has blanks or a newline around the token; remove them (clients send the token "
+            "without them, so every request would be refused)"
+        )
+    if not all(" " < char < "\x7f" for char in value):
+        raise ConfigError(
+            f"{API_TOKEN_ENV} holds characters an HTTP header cannot carry (only visible ASCII, no spaces); "
+            "choose another token, e.g. the output of `openssl rand -hex 32`"
+        )
+    return value
 
 
 def resolve_config_path(config_path: str | os.PathLike[str] | None) -> Path:
@@ -309,18 +368,36 @@ def resolve_config_path(config_path: str | os.PathLike[str] | None) -> Path:
 
 def _read_json(config_path: Path) -> dict[str, Any]:
     try:
-        text = config_path.read_text(encoding="utf-8")
+        raw = config_path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {config_path} (pass --config PATH)") from None
     except OSError as err:
-        raise ConfigError(f"cannot read config file {config_path}: {err.strerror}") from None
+        raise ConfigError(f"cannot read config file {config_path}: {err.strerror or err}") from None
     try:
-        data = json.loads(text)
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"{config_path}: not UTF-8 text (byte {err.start}: {raw[err.start : err.start + 1]!r}); re-save it as UTF-8"
+        ) from None
+    try:
+        data = json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as err:
         raise ConfigError(f"{config_path}: not valid JSON at line {err.lineno} column {err.colno}: {err.msg}") from None
+    except _NotJsonNumber as err:
+        raise ConfigError(f"{config_path}: {err} is not a number in JSON; write a number instead") from None
+    except RecursionError:
+        raise ConfigError(f"{config_path}: nested too deeply to be a config file") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{config_path}: must hold a JSON object of settings")
     return data
+
+
+class _NotJsonNumber(ValueError):
+    """NaN or Infinity in a config file (Python's json reads them; no other JSON reader does)."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotJsonNumber(name)
 
 
 def _check_psi_levels(config_path: Path, optional: dict[str, Any]) -> None:

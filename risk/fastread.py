@@ -10,17 +10,22 @@ How the fast reader earns its keep (1M rows: 95 MB peak against the plain reader
 
 - Plain CSV files (ASCII, trimmed, the schema's header, a first id that is surely text) that follow one another
   with the same header are parsed together, one ``read_csv`` per :data:`BATCH_BYTES`; anything else is read on
-  its own, and anything unusual or bad goes through ``read_data_file``, which names the problem.
+  its own, and anything unusual or bad goes through ``read_data_bytes``, which names the problem.
 - Numbers go straight into a :class:`ColumnBuffer` (columns reserved up front, filled file by file), so there is
   never a frame per file nor a second copy of every file.
 - Duplicates are found by hashing rows' numbers; only rows sharing a hash are compared value by value, and
   should a collision ever put unequal rows together, pandas decides for them.
+
+Hostile files cost little and stop nothing: each file is read once (the bytes hashed are the bytes parsed), its
+header's fields are counted before pandas sees it (risk/schema.py's MAX_FIELDS), at most RESERVED_ROWS rows are
+reserved up front, and any failure while reading one file, MemoryError included, rejects that file by name.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import re
 import warnings
 from pathlib import Path
 from typing import NamedTuple
@@ -28,12 +33,25 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from risk.files import sha256_bytes
 from risk.inputscan import DataFile
-from risk.schema import COLUMNS, FEATURES, ID_COLUMN, TARGET, DataFileError, read_data_file
+from risk.schema import (
+    COLUMNS,
+    FEATURES,
+    ID_COLUMN,
+    TARGET,
+    DataFileError,
+    check_field_count,
+    check_suffix,
+    header_field_count,
+    read_data_bytes,
+)
 
 log = logging.getLogger("risk.fastread")
 
 BATCH_BYTES = 1 << 20  # CSV bytes parsed in one read_csv: many small files at once, memory still bounded
+MEMORY_REASON = "is too large to read in the memory this run may use"  # ingestion retries such files next run
+RESERVED_ROWS = 1 << 20  # at most this many rows reserved up front (32 MB); buffers double past it as rows arrive
 BLANKS_AND_QUOTES = (b" ", b"\t", b"\x0b", b"\x0c", b'"')
 NUMBER_BYTES = frozenset(b"0123456789+-.eE")
 NA_MARKERS = frozenset(
@@ -101,9 +119,10 @@ def plain_read(files: list[DataFile]) -> ReadResult:
     frames, good, rejected = [], [], []
     for file in files:
         try:
-            frames.append(read_data_file(file.path))
-            good.append(file)
-        except (DataFileError, OSError) as err:
+            read, raw = read_bytes(file)
+            frames.append(read_data_bytes(raw, file.path.suffix))
+            good.append(read)
+        except Exception as err:  # noqa: BLE001 - one file's failure (MemoryError included) rejects that file only
             rejected.append(_rejection(file, err))
     if not frames:
         return ReadResult(pd.DataFrame(columns=list(COLUMNS)), pd.Series(dtype="category"), [], [], [], rejected)
@@ -125,18 +144,35 @@ def _result(buffer: ColumnBuffer, good: list[DataFile], rejected: list[Rejection
     return ReadResult(data, source, good, list(buffer.lengths), [int(d) for d in dropped], rejected)
 
 
-def _rejection(file: DataFile, err: Exception) -> Rejection:
+def read_bytes(file: DataFile) -> tuple[DataFile, bytes]:
+    """The file's bytes, read once, and the file as those bytes are (their sha256 and size): what is recorded is
+    what was parsed, even when the file changes between the scan and the read. Unsupported types are refused
+    (DataFileError) before anything is read."""
+    check_suffix(file.path.suffix)
+    raw = file.path.read_bytes()
+    return file._replace(sha256=sha256_bytes(raw), size_bytes=len(raw)), raw
+
+
+def _rejection(file: DataFile, err: BaseException) -> Rejection:
+    """Why a file was not ingested, logged as one line naming it (a traceback only at debug level)."""
     if isinstance(err, DataFileError):
         log.warning("rejected %s: %s %s", file.path, file.name, err)
         return Rejection(file, f"{file.name} {err}")
-    reason = getattr(err, "strerror", None) or str(err)
-    log.warning("rejected %s: cannot read it (%s)", file.path, reason)
-    return Rejection(file, f"{file.name} cannot be read: {reason}")
+    if isinstance(err, MemoryError):
+        reason = f"{file.name} {MEMORY_REASON} ({file.size_bytes} bytes); split it into smaller files"
+    elif isinstance(err, OSError):
+        reason = f"{file.name} cannot be read: {err.strerror or err}"
+    else:  # a bug or a case nobody foresaw: still that file's problem only
+        log.debug("reading %s failed", file.path, exc_info=err)
+        reason = f"{file.name} could not be read ({type(err).__name__}: {str(err)[:200]}); check the file"
+    log.warning("rejected %s: %s", file.path, reason)
+    return Rejection(file, reason)
 
 
 def _expected_rows(files: list[DataFile]) -> int:
-    """Room to reserve for the rows of ``files``: a row takes at least 10 bytes (``a,0,0,0,0`` and a newline)."""
-    return min(sum(file.size_bytes for file in files) // 10 + len(files), 1 << 26)
+    """Room to reserve for the rows of ``files``: a row takes at least 10 bytes (``a,0,0,0,0`` and a newline),
+    and never more than RESERVED_ROWS (one huge file must not take memory before it is even read)."""
+    return min(sum(file.size_bytes for file in files) // 10 + len(files), RESERVED_ROWS)
 
 
 # --- which files can be parsed as they are, and together ---
@@ -180,12 +216,37 @@ def _surely_text(value: bytes) -> bool:
 
 
 class _PlainCsv(NamedTuple):
-    """A CSV file that can be parsed together with others: its header line and its data lines."""
+    """A CSV file that can be parsed together with others: its bytes, its header line and its data lines."""
 
     file: DataFile
-    header: bytes
-    body: bytes
-    rows: int
+    raw: bytes  # the file's bytes, as read (and hashed) once
+    header: bytes  # the header line, without its line end
+    body_start: int  # where the data lines start in ``raw``
+    rows: int  # non-blank data lines
+
+    @property
+    def body(self) -> list[bytes | memoryview]:
+        """The data lines, ending with a newline (a view of ``raw``, not a copy), for ``b"".join``."""
+        lines = memoryview(self.raw)[self.body_start :]
+        return [lines] if self.raw.endswith(b"\n") else [lines, b"\n"]
+
+    @property
+    def body_bytes(self) -> int:
+        return len(self.raw) - self.body_start
+
+
+_LEADING_BLANK_LINES = re.compile(rb"(?:\r?\n)*")
+_BLANK_LINE_AFTER = re.compile(rb"\n(?=\r?\n)")  # a line end followed by an empty line (fast: a literal first)
+
+
+def _data_lines(raw: bytes, start: int) -> int:
+    """The non-blank lines of trimmed text from ``start`` on (blank: empty or a lone carriage return, which
+    read_csv skips), counted without splitting the text into a list of lines."""
+    if start >= len(raw):
+        return 0
+    lines = raw.count(b"\n", start) + (0 if raw.endswith(b"\n") else 1)
+    blank = len(_BLANK_LINE_AFTER.findall(raw, start)) + (1 if raw.startswith((b"\n", b"\r\n"), start) else 0)
+    return lines - blank
 
 
 def _batchable(file: DataFile, raw: bytes) -> _PlainCsv | None:
@@ -194,14 +255,20 @@ def _batchable(file: DataFile, raw: bytes) -> _PlainCsv | None:
     if file.path.suffix.lower() != ".csv" or not _plain_text(raw) or not _trimmed_text(raw):
         return None
     names = _header_names(raw)
-    header, _, body = raw.partition(b"\n")
-    lines = [line for line in body.split(b"\n") if line.rstrip(b"\r")]  # read_csv skips blank lines
-    if names is None or not lines:
+    header_end = raw.find(b"\n")
+    if names is None or header_end < 0:
         return None
-    first = lines[0].rstrip(b"\r").split(b",")
-    if len(first) != len(COLUMNS) or not _surely_text(first[names.index(ID_COLUMN)]):
+    body_start = header_end + 1
+    first_start = _LEADING_BLANK_LINES.match(raw, body_start).end()
+    first_end = raw.find(b"\n", first_start)
+    first = raw[first_start : first_end if first_end >= 0 else len(raw)].rstrip(b"\r")
+    if not first:
         return None
-    return _PlainCsv(file, header.rstrip(b"\r"), body if body.endswith(b"\n") else body + b"\n", len(lines))
+    fields = first.split(b",")
+    if len(fields) != len(COLUMNS) or not _surely_text(fields[names.index(ID_COLUMN)]):
+        return None
+    rows = _data_lines(raw, body_start)
+    return _PlainCsv(file, raw, raw[:header_end].rstrip(b"\r"), body_start, rows)
 
 
 # --- parsing ---
@@ -262,17 +329,21 @@ def _columns_of(frame: pd.DataFrame) -> tuple[pd.Series, NumberColumns]:
 def read_schema_columns(path: Path, raw: bytes | None = None) -> tuple[pd.Series, NumberColumns]:
     """Read one data file for merging: its ids (as text, trimmed) and number columns, once they meet the schema.
 
-    Accepts and rejects exactly as :func:`read_data_file` (anything unusual or bad goes through it, so the
-    DataFileError is the same), but a plain CSV that is valid as parsed skips the per-file frame building;
+    Accepts and rejects exactly as ``risk.schema.read_data_file`` (anything unusual or bad goes through it, so
+    the DataFileError is the same), but a plain CSV that is valid as parsed skips the per-file frame building;
     its ids may keep pandas' default text dtype (:class:`ColumnBuffer` makes them ``string``) and its
-    ``exited`` may still be 0.0/1.0. ``raw``: the file's bytes when already read (CSV only).
+    ``exited`` may still be 0.0/1.0. ``raw``: the file's bytes when already read.
     """
     if raw is None:
-        raw = path.read_bytes() if path.suffix.lower() == ".csv" else b""
-    parsed = _parse_plain_csv(raw) if _plain_text(raw) else None
+        check_suffix(path.suffix)
+        raw = path.read_bytes()
+    plain = path.suffix.lower() == ".csv" and _plain_text(raw)
+    if plain:  # as parse_csv_text does, before pandas sees a header that would cost quadratic time
+        check_field_count(header_field_count(raw), "fields on its header line")
+    parsed = _parse_plain_csv(raw) if plain else None
     columns = _columns_as_read(*parsed[:2]) if parsed is not None else None
-    if columns is None:  # unusual or bad: the reference path reads it again and names any problem
-        return _columns_of(read_data_file(path))
+    if columns is None:  # unusual or bad: the reference path parses it again and names any problem
+        return _columns_of(read_data_bytes(raw, path.suffix))
     ids, numbers = columns
     trimmed = parsed[2]
     if not (trimmed and isinstance(ids.dtype, pd.StringDtype)):
@@ -290,7 +361,7 @@ def _parse_batch(batch: list[_PlainCsv]) -> tuple[pd.Series, NumberColumns] | No
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            frame = pd.read_csv(io.BytesIO(b"".join(part.body for part in batch)), header=None)
+            frame = pd.read_csv(io.BytesIO(b"".join(piece for part in batch for piece in part.body)), header=None)
     except (pd.errors.ParserWarning, pd.errors.ParserError, ValueError):
         return None
     columns = _columns_as_read(frame, names) if len(frame) == sum(part.rows for part in batch) else None
@@ -312,11 +383,11 @@ class _FileReader:
 
     def read(self, file: DataFile) -> None:
         try:
-            raw = file.path.read_bytes() if file.path.suffix.lower() == ".csv" else None
-        except OSError as err:
+            file, raw = read_bytes(file)
+        except Exception as err:  # noqa: BLE001 - unreadable, unsupported or too big: that file is rejected
             self._reject(file, err)
             return
-        plain = _batchable(file, raw) if raw is not None else None
+        plain = _batchable(file, raw) if file.path.suffix.lower() == ".csv" else None
         if plain is None or (
             self._batch and (plain.header != self._batch[0].header or self._batch_bytes >= BATCH_BYTES)
         ):
@@ -325,24 +396,28 @@ class _FileReader:
             self._read_alone(file, raw)
         else:
             self._batch.append(plain)
-            self._batch_bytes += len(plain.body)
+            self._batch_bytes += plain.body_bytes
 
     def finish(self) -> None:
         """Read the files still waiting in the batch."""
         batch, self._batch, self._batch_bytes = self._batch, [], 0
-        parsed = _parse_batch(batch) if batch else None
+        try:
+            parsed = _parse_batch(batch) if batch else None
+            if parsed is not None:
+                self.merged.add(*parsed, lengths=[part.rows for part in batch])
+        except MemoryError:
+            parsed = None  # each file on its own below: the one too big for memory is rejected by name
         if parsed is None:
             for part in batch:
-                self._read_alone(part.file, None)
+                self._read_alone(part.file, part.raw)
             return
-        self.merged.add(*parsed, lengths=[part.rows for part in batch])
         self.good.extend(part.file for part in batch)
 
     def _read_alone(self, file: DataFile, raw: bytes | None) -> None:
         try:
             self.merged.add(*read_schema_columns(file.path, raw))
             self.good.append(file)
-        except (DataFileError, OSError) as err:
+        except Exception as err:  # noqa: BLE001 - one file's failure (MemoryError included) rejects that file only
             self._reject(file, err)
 
     def _reject(self, file: DataFile, err: Exception) -> None:

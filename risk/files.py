@@ -34,6 +34,27 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+FOLDER_MODE = 0o755  # the folders the pipeline creates: readable by all, writable by their owner only
+FILE_MODE = 0o644  # and its files (a model folder others can write is refused by risk/modelfiles.py)
+
+
+def make_folder(path: Path) -> Path:
+    """Create ``path`` and any missing parents with FOLDER_MODE whatever the umask (a umask of 002 would make
+    them group-writable, and the model loader refuses a model in a folder others can write)."""
+    missing = []
+    folder = path
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    path.mkdir(parents=True, exist_ok=True)
+    for created in missing:
+        try:
+            os.chmod(created, FOLDER_MODE)
+        except OSError:  # created by another user meanwhile: theirs to set
+            pass
+    return path
+
+
 def fsync_dir(path: Path) -> None:
     """Flush a directory entry so a rename inside it survives a crash."""
     fd = os.open(path, os.O_RDONLY)
@@ -65,14 +86,14 @@ def atomic_write(
     The file is readable by all (0644): other users' services (node_exporter, a web server) read artifacts.
     ``durable`` flushes the file and its folder to disk; without it the rename is still atomic for readers.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent)
     tmp = _temp_path(path, temp_suffix)
     try:
         write(tmp)
         if durable:
             with open(tmp, "rb+") as handle:
                 os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -9,6 +9,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from risk.files import make_folder
+
 
 class RunInProgress(RuntimeError):
     """Another process holds the run lock."""
@@ -20,7 +22,7 @@ def run_lock(lock_path: Path) -> Iterator[None]:
 
     The kernel releases the lock when the process dies, so a killed run never leaves a stale lock.
     """
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(lock_path.parent)
     handle = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115 - held open for the whole run, closed below
     try:
         try:

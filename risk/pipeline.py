@@ -189,8 +189,10 @@ def _work(state: _Run, tick: Tick) -> RunOutcome:
     if tick.repair and not tick.fresh and not state.force:
         return _repair(state)
     if tick.book_changed and not tick.fresh and not state.force:
-        state.note(f"the client book {settings.shown_path(settings.client_book_path)} or the deployed version changed "
-                   "since the last risk list: ranking the book again")
+        state.note(
+            f"the client book {settings.shown_path(settings.client_book_path)} or the deployed version changed "
+            "since the last risk list: ranking the book again"
+        )
         return RunOutcome.NOTHING_NEW
     result = state.timed("ingestion", lambda: state.steps.ingest(settings, state.store, state.run_id))
     _tell_rejections(state, tick, result)
@@ -318,8 +320,10 @@ def _with_decided_batches(state: _Run, deployed: DeployedModel, reference: Confu
     for counts in batches:
         reference = reference + ConfusionCounts.from_json(counts)
     if batches:
-        state.note(f"reference: {deployed.version}'s out-of-fold counts and its {len(batches)} decided batch(es), "
-                   f"{reference.rows} rows with {reference.positives} positives")
+        state.note(
+            f"reference: {deployed.version}'s out-of-fold counts and its {len(batches)} decided batch(es), "
+            f"{reference.rows} rows with {reference.positives} positives"
+        )
     return reference
 
 
@@ -461,8 +465,11 @@ def _refresh_risk_list(state: _Run) -> None:
         return
     shown = settings.shown_path(book)
     if not book.is_file():
-        state.tell(EventKind.REJECTED_FILE, f"rejected the client book {shown}: it does not exist (client_book_path "
-                                            f"in {settings.shown_path(settings.config_path)}); no risk list")
+        state.tell(
+            EventKind.REJECTED_FILE,
+            f"rejected the client book {shown}: it does not exist (client_book_path "
+            f"in {settings.shown_path(settings.config_path)}); no risk list",
+        )
         return
     try:
         deployed = load_deployed_model(settings)
@@ -476,8 +483,10 @@ def _refresh_risk_list(state: _Run) -> None:
         return
     top = ranked.frame.iloc[0] if ranked.rows else None
     riskiest = f"; riskiest {top['corporation']} ({top['probability']:.2f})" if top is not None else ""
-    state.note(f"ranked the {ranked.rows} clients of {shown} with {deployed.version}{riskiest}; "
-               f"wrote {settings.shown_path(settings.output_model_path / RISK_LIST_NAME)}")
+    state.note(
+        f"ranked the {ranked.rows} clients of {shown} with {deployed.version}{riskiest}; "
+        f"wrote {settings.shown_path(settings.output_model_path / RISK_LIST_NAME)}"
+    )
 
 
 # --- deploying ---

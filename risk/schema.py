@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import warnings
 from pathlib import Path
 
@@ -21,6 +22,12 @@ FEATURES = ("lastmonth_activity", "lastyear_activity", "number_of_employees")
 TARGET = "exited"
 COLUMNS = (ID_COLUMN, *FEATURES, TARGET)
 SEPARATOR_HINTS = {";": "semicolons", "\t": "tabs", "|": "pipes"}
+# The most fields (columns) a header line or a set of JSON records may have; counted before pandas parses anything.
+# The schema has five columns, so a wider file is rejected anyway; counting first keeps that rejection cheap (pandas
+# renames repeated column names in quadratic time: a 200 kB header line took 94 s of CPU). Not a config key: any
+# value above five only decides how much CPU a bad file may cost.
+MAX_FIELDS = 100
+NAMES_SHOWN = 10  # column names listed in a message; the rest are counted
 
 
 class DataFileError(ValueError):
@@ -84,6 +91,13 @@ def _target_column(frame: pd.DataFrame) -> pd.Series:
     return values.astype("int64")
 
 
+def _names(columns: list[str]) -> str:
+    """Column names for a message: at most NAMES_SHOWN, each cut to 60 characters, the rest counted."""
+    shown = [name if len(name) <= 60 else name[:57] + "..." for name in map(str, columns[:NAMES_SHOWN])]
+    more = len(columns) - NAMES_SHOWN
+    return ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+
+
 def _column_problem(columns: list[str], expected: list[str]) -> str | None:
     missing = [c for c in expected if c not in columns]
     extra = [c for c in columns if c not in expected]
@@ -96,11 +110,11 @@ def _column_problem(columns: list[str], expected: list[str]) -> str | None:
                 )
     if missing:
         return (
-            f"is missing column(s) {', '.join(missing)} (found: {', '.join(map(str, columns)) or 'none'}); "
+            f"is missing column(s) {', '.join(missing)} (found: {_names(columns) or 'none'}); "
             f"expected {', '.join(expected)}"
         )
     if extra:
-        return f"has unexpected column(s) {', '.join(map(str, extra))}; expected exactly {', '.join(expected)}"
+        return f"has unexpected column(s) {_names(extra)}; expected exactly {', '.join(expected)}"
     if len(set(columns)) != len(columns):
         return "repeats a column name; each of " + ", ".join(expected) + " must appear once"
     return None
@@ -151,8 +165,82 @@ def decode_text(raw: bytes) -> str:
         ) from None
 
 
+# --- counting fields before parsing ---
+
+_BLANK_LINES = {str: re.compile(r"(?:[ \t]*(?:\r\n|\r|\n))*"), bytes: re.compile(rb"(?:[ \t]*(?:\r\n|\r|\n))*")}
+_QUOTED = {str: re.compile(r'"[^"]*(?:""[^"]*)*"'), bytes: re.compile(rb'"[^"]*(?:""[^"]*)*"')}  # linear: no nesting
+_FIELD_STOP = {str: re.compile(r'(?<=,)[ ]*"|[\r\n]'), bytes: re.compile(rb'(?<=,)[ ]*"|[\r\n]')}
+_LEADING_QUOTE = {str: re.compile(r'[ ]*"'), bytes: re.compile(rb'[ ]*"')}
+
+
+def header_field_count(text: str | bytes, limit: int = MAX_FIELDS) -> int:
+    """The number of fields on the header line of CSV text (or bytes), as pandas would split it (or more, never
+    fewer); once over ``limit`` it stops counting and returns a number above ``limit``.
+
+    Linear and cheap whatever the text: blank lines are skipped, as pandas does (and lines of only commas, which
+    pandas skips after a lone carriage return: their fields and the next line's both count); commas inside a
+    quoted field (one that starts with a quote, after optional spaces) do not count, quoted newlines do not end
+    the line. Only quoted fields are visited one by one.
+    """
+    kind = type(text)
+    blank = _BLANK_LINES[kind]
+    most, position = 0, 0
+    while position <= len(text) and most <= limit:
+        position = blank.match(text, position).end()
+        fields, end = _line_fields(text, position, limit)
+        most = max(most, fields)
+        if text[position:end].strip(" \t," if kind is str else b" \t,"):
+            break  # a line with content: the header
+        position = end + 1
+    return max(most, 1)
+
+
+def _line_fields(text: str | bytes, position: int, limit: int) -> tuple[int, int]:
+    """The fields of the CSV line starting at ``position`` (counted up to ``limit`` + 1) and where it ends."""
+    kind = type(text)
+    comma, quote, newline, carriage = (",", '"', "\n", "\r") if kind is str else (b",", b'"', b"\n", b"\r")
+    ends = [index for index in (text.find(newline, position), text.find(carriage, position)) if index >= 0]
+    line_end = min(ends, default=len(text))
+    if text.find(quote, position, line_end) < 0:  # the usual header: no quotes, so every comma separates
+        return 1 + text.count(comma, position, line_end), line_end
+    fields = 1
+    opening = _LEADING_QUOTE[kind].match(text, position)  # the first field may be quoted too
+    while fields <= limit:
+        if opening is None:
+            stop = _FIELD_STOP[kind].search(text, position)
+            end = stop.start() if stop else len(text)
+            fields += text.count(comma, position, end)
+            if stop is None or text[end : end + 1] in (newline, carriage):
+                return fields, end  # the end of the line (or of the text)
+            opening = stop
+        quoted = _QUOTED[kind].match(text, opening.end() - 1)
+        if quoted is None:
+            return fields, len(text)  # an unterminated quote runs to the end of the text: one last field
+        position, opening = quoted.end(), None
+    return fields, len(text)
+
+
+def check_field_count(count: int, what: str, limit: int = MAX_FIELDS) -> None:
+    """DataFileError when ``count`` fields (on the header line, or keys of the records) is over ``limit``."""
+    if count > limit:
+        raise DataFileError(
+            f"has more than {limit} {what} ({count:,} counted, the limit is {limit}); a data file has the columns "
+            f"{', '.join(COLUMNS)}: remove the other columns, or check it is comma-separated data"
+        )
+
+
+def check_record_fields(records: list[dict[object, object]], limit: int = MAX_FIELDS) -> None:
+    """DataFileError when JSON records have more than ``limit`` distinct keys in all (before a frame is built
+    with a column per key; the set holds the parsed keys themselves, so counting them all is cheap)."""
+    keys: set[object] = set()
+    for record in records:
+        keys.update(record)
+    check_field_count(len(keys), "distinct keys in its records", limit)
+
+
 def parse_csv_text(text: str) -> pd.DataFrame:
-    """Parse CSV text into a raw frame (no schema check); DataFileError if it is not CSV."""
+    """Parse CSV text into a raw frame (no schema check); DataFileError if it is not CSV or is too wide."""
+    check_field_count(header_field_count(text), "fields on its header line")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", pd.errors.ParserWarning)  # more fields than the header: not data
@@ -179,17 +267,28 @@ def parse_json_records(text: str) -> pd.DataFrame:
         raise DataFileError('must hold JSON records: a list of objects such as [{"corporation": "abcd", ...}]')
     if not payload:
         raise DataFileError("holds no records; add rows or remove the file")
+    check_record_fields(payload)
     return pd.DataFrame.from_records(payload)
 
 
 def read_data_file(path: Path) -> pd.DataFrame:
     """Read and validate one data file; DataFileError says what is wrong (the caller names the file)."""
-    suffix = path.suffix.lower()
-    if suffix not in DATA_SUFFIXES:
+    check_suffix(path.suffix)
+    return read_data_bytes(path.read_bytes(), path.suffix)
+
+
+def check_suffix(suffix: str) -> None:
+    """DataFileError unless ``suffix`` (``.csv``, ``.JSON``...) is a data file type."""
+    if suffix.lower() not in DATA_SUFFIXES:
         raise DataFileError(
-            f"has an unsupported type {suffix or '(no extension)'!r}; save the data as .csv (comma-separated) "
-            "or .json (records)"
+            f"has an unsupported type {suffix.lower() or '(no extension)'!r}; save the data as .csv "
+            "(comma-separated) or .json (records)"
         )
-    text = decode_text(path.read_bytes())
-    frame = parse_json_records(text) if suffix == ".json" else parse_csv_text(text)
+
+
+def read_data_bytes(raw: bytes, suffix: str) -> pd.DataFrame:
+    """Validate the bytes of one data file already read (``suffix``: its type), as :func:`read_data_file` does."""
+    check_suffix(suffix)
+    text = decode_text(raw)
+    frame = parse_json_records(text) if suffix.lower() == ".json" else parse_csv_text(text)
     return check_schema(frame)

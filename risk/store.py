@@ -594,6 +594,13 @@ class RecordsStore:
         """Every version ever switched to by a deploy or rollback."""
         return {row[0] for row in self._conn.execute("SELECT DISTINCT version FROM deployments")}
 
+    def deployed_sha256s(self, version: str) -> set[str]:
+        """The model sha256s recorded for ``version`` by its deploy and any rollbacks to it (one, normally)."""
+        rows = self._conn.execute(
+            "SELECT DISTINCT model_sha256 FROM deployments WHERE version = ? AND model_sha256 IS NOT NULL", (version,)
+        )
+        return {row[0] for row in rows}
+
     def deployments(self, limit: int = 100) -> list[dict[str, Any]]:
         return self._rows("SELECT * FROM deployments ORDER BY id DESC LIMIT ?", (limit,))
 

@@ -57,8 +57,9 @@ def look(settings: Settings, store: RecordsStore) -> Tick:
         )
     files = scan_folder(folder, store)
     version = current_version(settings)
-    tick = Tick(files, new_files(files, store), version, store.unfinished_runs() > 0,
-                book_changed(settings, store, version))
+    tick = Tick(
+        files, new_files(files, store), version, store.unfinished_runs() > 0, book_changed(settings, store, version)
+    )
     if not files and tick.deployed_version is None:
         raise UserFacingError(f"no data files in {folder} and no model deployed; add data")
     return tick

@@ -28,7 +28,7 @@ from risk.artifacts import DEPLOYMENT_RECORD_NAME, INGESTED_FILES_NAME, MODEL_NA
 from risk.clock import utc_now
 from risk.config import Settings
 from risk.errors import UserFacingError
-from risk.files import fsync_dir, sha256_file
+from risk.files import FILE_MODE, FOLDER_MODE, fsync_dir, make_folder, sha256_file
 
 log = logging.getLogger("risk.versions")
 
@@ -129,12 +129,14 @@ def write_version(
 
     The files are copied into a staging folder and flushed, and the folder is renamed into place in one step.
     """
-    folder = versions_dir(settings)
+    folder = make_folder(versions_dir(settings))
     staging = folder / f"{STAGING_PREFIX}{version}-{os.getpid()}"
     try:
-        staging.mkdir(parents=True)
+        staging.mkdir()
+        os.chmod(staging, FOLDER_MODE)  # whatever the umask: the model loader refuses what others can write
         for name, source in sources.items():
             shutil.copyfile(source, staging / name)
+            os.chmod(staging / name, FILE_MODE)
         ingested = (staging / INGESTED_FILES_NAME).read_text(encoding="utf-8").splitlines()
         record = DeploymentRecord(
             version=version,
@@ -147,6 +149,7 @@ def write_version(
             files={name: sha256_file(staging / name) for name in sources},
         )
         (staging / DEPLOYMENT_RECORD_NAME).write_text(json.dumps(record.as_json(), indent=2) + "\n", encoding="utf-8")
+        os.chmod(staging / DEPLOYMENT_RECORD_NAME, FILE_MODE)
         for path in staging.iterdir():
             with open(path, "rb") as handle:
                 os.fsync(handle.fileno())

@@ -260,9 +260,9 @@ PATH_ERRORS = [
     ("../secret.csv", 400, "contains '..'"),
     ("testdata/../secret.csv", 400, "contains '..'"),
     ("testdata/../../../../../../etc/passwd", 400, "contains '..'"),
-    ("testdata/escape.csv", 403, "is a symlink pointing outside the data folders"),
-    ("escape.csv", 403, "is a symlink pointing outside the data folders"),
-    ("testdata/escapedir/secret.csv", 403, "is a symlink pointing outside the data folders"),
+    ("testdata/escape.csv", 403, "leads through a symlink outside the data folders"),
+    ("escape.csv", 403, "leads through a symlink outside the data folders"),
+    ("testdata/escapedir/secret.csv", 403, "leads through a symlink outside the data folders"),
     ("testdata/loop.csv", 400, "cannot be resolved"),
     ("http://127.0.0.1:9/testdata.csv", 400, "is a URL"),
     ("file:///etc/passwd", 400, "is a URL"),
@@ -500,7 +500,8 @@ def test_metrics_add_up_across_gunicorn_workers(gunicorn_url: str, api_project: 
 def test_nothing_deployed_yet(project: Project) -> None:
     with in_process(create_app(project.settings())) as base:
         health = requests.get(f"{base}/health", timeout=30)
-        assert health.status_code == 200 and health.json()["model_version"] is None
+        assert health.status_code == 503 and health.json()["model_version"] is None
+        assert health.json()["status"] == "unavailable" and "no model is deployed" in health.json()["model_problem"]
         message = error_of(requests.post(f"{base}/prediction", json=[ONE_ROW], timeout=30), 503)
         assert "no model is deployed" in message and "run fullprocess.py" in message
         assert "no model is deployed" in error_of(requests.get(f"{base}/scoring", timeout=30), 503)

@@ -7,22 +7,53 @@ state: 503), with a message saying what is wrong and how to fix it.
 from __future__ import annotations
 
 import logging
+import re
 
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, InternalServerError, NotFound, RequestEntityTooLarge
 
+from risk.config import Settings
 from risk.store import StoreUnreadable
 
 log = logging.getLogger("risk.api")
 
+ABSOLUTE_PATH = re.compile(r"(?<![\w.~:/-])/[^\s'\"(),;]*")  # not after a word, "~" or "://" (URLs are kept)
+
 
 class ApiError(Exception):
-    """A request the API cannot answer: the HTTP status and a message saying what is wrong."""
+    """A request the API cannot answer: the HTTP status and a message saying what is wrong.
 
-    def __init__(self, status: int, message: str) -> None:
+    ``about_server``: the message describes the server's state (the model, the store) and may name its files;
+    an open API shows them without absolute paths (:func:`for_client`).
+    """
+
+    def __init__(self, status: int, message: str, about_server: bool = False) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.about_server = about_server
+
+
+def without_server_paths(text: str, settings: Settings) -> str:
+    """``text`` with each absolute path shown relative to the project, or by its last name when outside it."""
+    project = f"{settings.project_dir}/"
+
+    def shown(match: re.Match[str]) -> str:
+        path = match.group(0)
+        if path.startswith(project) or path == project.rstrip("/"):
+            return path[len(project) :] or "."
+        return f".../{path.rstrip('/').rsplit('/', 1)[-1]}"
+
+    return ABSOLUTE_PATH.sub(shown, text)
+
+
+def for_client(message: str) -> str:
+    """A message as this request may see it: absolute server paths only for token holders (an open API shows
+    paths relative to the project, or by their last name)."""
+    from risk.api.state import api_state  # here: state's modules import this one
+
+    state = api_state()
+    return message if state.token is not None else without_server_paths(message, state.settings)
 
 
 def error_response(status: int, message: str, **extra: object) -> Response:
@@ -37,7 +68,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(ApiError)
     def api_error(err: ApiError) -> Response:
-        return error_response(err.status, err.message)
+        return error_response(err.status, for_client(err.message) if err.about_server else err.message)
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(err: RequestEntityTooLarge) -> Response:
@@ -60,7 +91,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(StoreUnreadable)
     def store_unreadable(err: StoreUnreadable) -> Response:
         log.error("%s", err)
-        return error_response(503, str(err))
+        return error_response(503, for_client(str(err)))
 
     @app.errorhandler(NotFound)
     def not_found(err: NotFound) -> Response:
@@ -70,6 +101,13 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(err: HTTPException) -> Response:
         return error_response(err.code or 500, err.description or err.name)
+
+    @app.errorhandler(MemoryError)
+    def out_of_memory(err: MemoryError) -> Response:
+        log.error("out of memory answering %s %s", request.method, request.path)
+        return error_response(
+            503, "the server ran out of memory answering this request; send fewer rows per request, or retry later"
+        )
 
     @app.errorhandler(Exception)
     def unexpected_error(err: Exception) -> Response:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hmac
+import io
 import time
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Request, Response, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from risk.api.errors import error_response
+from risk.api.errors import ApiError, error_response
 from risk.api.state import api_state
 from risk.config import API_TOKEN_ENV
 
@@ -32,6 +33,8 @@ def register_request_hooks(app: Flask) -> None:
         if length is not None and length > limit:
             drain_input(request.environ, length)
             raise RequestEntityTooLarge()
+        if length is None and request.environ.get("wsgi.input_terminated"):
+            read_streamed_body(request, limit)
         request.get_data(cache=True)
 
     @app.before_request
@@ -40,14 +43,14 @@ def register_request_hooks(app: Flask) -> None:
         view = app.view_functions.get(request.endpoint or "")
         if token is None or getattr(view, "public", False):
             return None
-        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not given.strip():
+        given = bearer_token(token)
+        if given == "missing":
             response = error_response(
                 401,
                 f"this API needs a bearer token ({API_TOKEN_ENV} is set on the server); "
                 "send the header Authorization: Bearer <token>",
             )
-        elif not hmac.compare_digest(given.strip().encode(), token.encode()):
+        elif given == "wrong":
             response = error_response(401, "the bearer token is wrong; send the token the server was started with")
         else:
             return None
@@ -61,6 +64,48 @@ def register_request_hooks(app: Flask) -> None:
             endpoint = request.url_rule.rule if request.url_rule else "unmatched"
             api_state().metrics.observe(endpoint, request.method, response.status_code, time.perf_counter() - started)
         return response
+
+
+def bearer_token(token: str) -> str:
+    """How the current request's ``Authorization: Bearer`` header compares with ``token``: "missing", "wrong"
+    or "right" (compared in constant time)."""
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        return "missing"
+    return "right" if hmac.compare_digest(given.strip().encode(), token.encode()) else "wrong"
+
+
+def read_streamed_body(request: Request, limit: int) -> None:
+    """Read a body sent without Content-Length (chunked) from the server's stream, at most ``limit`` bytes.
+
+    More than ``limit`` bytes: ApiError 413, and the rest is drained so the client sees it. Otherwise the whole body
+    replaces the stream with its length declared, so every later reader (the form parser too) sees exactly it:
+    werkzeug's own limit on such streams stops reading at ``limit`` and hands the view a truncated body.
+    """
+    environ = request.environ
+    stream = environ["wsgi.input"]
+    chunks: list[bytes] = []
+    received = 0
+    while received <= limit:
+        chunk = stream.read(min(DRAIN_CHUNK_BYTES, limit + 1 - received))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        received += len(chunk)
+    if received > limit:
+        drain_input(environ, DRAIN_LIMIT_BYTES)
+        raise ApiError(
+            413,
+            f"the request body (sent without Content-Length) is over the limit of {limit} bytes "
+            "(api_max_upload_bytes in config); send fewer rows per request",
+        )
+    body = b"".join(chunks)
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    environ.pop("HTTP_TRANSFER_ENCODING", None)
+    environ.pop("wsgi.input_terminated", None)
+    for cached in ("content_length", "stream"):  # werkzeug caches both on first use; recompute from the environ
+        request.__dict__.pop(cached, None)
 
 
 def drain_input(environ: dict[str, Any], length: int) -> None:

@@ -27,7 +27,16 @@ from werkzeug.datastructures import FileStorage, MultiDict
 
 from risk.api.errors import ApiError
 from risk.config import Settings
-from risk.schema import COLUMNS, DATA_SUFFIXES, FEATURES, DataFileError, decode_text, parse_csv_text, parse_json_records
+from risk.schema import (
+    COLUMNS,
+    DATA_SUFFIXES,
+    FEATURES,
+    DataFileError,
+    check_record_fields,
+    decode_text,
+    parse_csv_text,
+    parse_json_records,
+)
 
 PATH_KEYS = ("filepath", "file_path", "filename", "fname")
 URL_PATTERN = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*://|file:)")
@@ -131,10 +140,10 @@ def resolve_data_path(value: object, settings: Settings, key: str = "filepath") 
                 raise ApiError(400, f"{key} {quoted(text)} cannot be resolved (a symlink loop?); name a plain CSV file")
             continue
         if not _inside(real, folders):
-            if _inside(candidate, folders) and os.path.lexists(candidate):
+            if _inside(candidate, folders):  # the same answer whether or not a file is behind the link
                 raise ApiError(
                     403,
-                    f"{key} {quoted(text)} is a symlink pointing outside the data folders "
+                    f"{key} {quoted(text)} leads through a symlink outside the data folders "
                     f"({_folder_names(settings)}); the API reads only files inside them",
                 )
             continue
@@ -175,10 +184,18 @@ def read_named_file(real: Path, settings: Settings) -> PredictionInput:
         fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError as err:
         raise ApiError(400, f"{shown} cannot be read ({err.strerror}); check the file") from None
+    limit = settings.api_max_upload_bytes
     with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+        status = os.fstat(handle.fileno())
+        if not stat.S_ISREG(status.st_mode):
             raise ApiError(400, f"{shown} is not a regular file; name a CSV file")
-        raw = handle.read()
+        raw = handle.read(limit + 1) if status.st_size <= limit else b""  # at most the limit, even if it grows
+    if status.st_size > limit or len(raw) > limit:
+        raise ApiError(
+            413,
+            f"{shown} is {max(status.st_size, len(raw))} bytes, over the limit of {limit} bytes a request may "
+            "read (api_max_upload_bytes in config); split it into smaller files",
+        )
     kind = "json" if suffix == ".json" else "csv"
     return PredictionInput(parse_data(raw, kind, shown), shown)
 
@@ -247,6 +264,10 @@ def _json_object(payload: dict[str, Any], subject: str) -> Offer:
     if paths:
         return Offer(paths, [])
     if record_keys:
+        try:
+            check_record_fields([payload])  # before a frame with a column per key is built
+        except DataFileError as err:
+            raise ApiError(400, f"{subject} {err}") from None
         return Offer([], [PredictionInput(pd.DataFrame.from_records([payload]), subject)])
     keys = ", ".join(quoted(key, 40) for key in list(payload)[:5]) or "none"
     raise ApiError(

@@ -52,6 +52,7 @@ class ModelCache:
                 503,
                 f"no model is deployed in {self._settings.prod_deployment_path}; "
                 "run fullprocess.py (or training.py, scoring.py and deployment.py)",
+                about_server=True,
             )
         if not self._lock.acquire(blocking=model is None):
             return model  # another request is loading the new version; the old one answers meanwhile
@@ -79,5 +80,5 @@ class ModelCache:
 
     def _fallback(self, version: str, problem: str) -> DeployedModel:
         if self._model is None:
-            raise ApiError(503, f"the deployed model {version} cannot be loaded: {problem}")
+            raise ApiError(503, f"the deployed model {version} cannot be loaded: {problem}", about_server=True)
         return self._model

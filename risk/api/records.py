@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from typing import Any
 
 from risk.api.errors import ApiError
 from risk.clock import seconds_since
 from risk.config import Settings
-from risk.store import RecordsStore, reading
+from risk.store import RecordsStore, StoreUnreadable, reading
 from risk.versions import DeploymentRecord
+
+log = logging.getLogger("risk.api")
 
 SCORE_LOOKBACK = 200
 
@@ -24,6 +27,7 @@ def open_records(settings: Settings) -> Iterator[RecordsStore]:
                 503,
                 f"no records yet ({settings.records_db_path} does not exist); run fullprocess.py "
                 "to ingest, train, deploy and run diagnostics",
+                about_server=True,
             )
         yield store
 
@@ -38,13 +42,22 @@ def latest_snapshot(settings: Settings) -> tuple[dict[str, Any], dict[str, Any] 
     return snapshot, drift
 
 
-def latest_scores(settings: Settings) -> dict[str, float]:
-    """The newest F1 of each kind (test, batch) in the score history; empty when there is none yet."""
+def recent_scores(settings: Settings) -> list[dict[str, Any]]:
+    """The latest rows of the score history, or none when the store does not exist yet or cannot be read (then
+    a warning says why): what is optional in an answer (``/scoring``'s time, ``/metrics``' gauges) never fails it."""
     try:
         with open_records(settings) as store:
-            rows = store.scores(SCORE_LOOKBACK)
+            return store.scores(SCORE_LOOKBACK)
     except ApiError:
-        return {}
+        return []
+    except StoreUnreadable as err:
+        log.warning("%s; answering without the score history", err)
+        return []
+
+
+def latest_scores(settings: Settings) -> dict[str, float]:
+    """The newest F1 of each kind (test, batch) in the score history; empty when there is none (or no store)."""
+    rows = recent_scores(settings)
     latest: dict[str, float] = {}
     for row in rows:
         latest.setdefault(row["kind"], float(row["f1"]))
@@ -53,11 +66,7 @@ def latest_scores(settings: Settings) -> dict[str, float]:
 
 def scored_at(settings: Settings, model_sha256: str) -> str | None:
     """When the deployed model's test F1 was computed (from the score history), if still recorded."""
-    try:
-        with open_records(settings) as store:
-            rows = store.scores(SCORE_LOOKBACK)
-    except ApiError:
-        return None
+    rows = recent_scores(settings)
     return next((r["scored_at"] for r in rows if r["kind"] == "test" and r["model_sha256"] == model_sha256), None)
 
 
