@@ -36,6 +36,8 @@ BASE_PAGES = [
     "Ingested files and dependencies",
 ]
 DATA_DRIFT_PAGE = "Data drift per feature (latest check)"
+RISK_LIST_PAGE = "Risk list: probabilities and calibration"
+WITH_LIST = [*BASE_PAGES[:2], RISK_LIST_PAGE, *BASE_PAGES[2:]]  # the production config ranks the client book
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 EDGE_SCORES = (  # deploys and drift checks scoring F1 0 and 1: markers on the axis limits' edges
     [
@@ -72,7 +74,7 @@ def reported(history_project: Project, tmp_path: Path) -> Project:
 def test_report_pdf_has_every_page_and_the_history_in_it(reported: Project) -> None:
     settings = reported.settings()
     pages = pdf_pages(settings.output_model_path / "report.pdf")
-    titles = [*BASE_PAGES, DATA_DRIFT_PAGE, "Latest API returns (apireturns.txt, page 1 of 1)"]
+    titles = [*WITH_LIST, DATA_DRIFT_PAGE, "Latest API returns (apireturns.txt, page 1 of 1)"]
     assert len(pages) == len(titles)
     for page, title in zip(pages, titles):
         assert title in page
@@ -85,7 +87,8 @@ def test_report_pdf_has_every_page_and_the_history_in_it(reported: Project) -> N
         snapshot = store.latest_diagnostics()
         files = store.latest_ingestion_per_file()
         data_drift = store.latest_data_drift()
-    brief, summary, trend, data, timings, files_page, drift_page, api_page = pages
+    brief, summary, risk_page, trend, data, timings, files_page, drift_page, api_page = pages
+    assert "Risk list: probabilities and calibration" in risk_page
     assert f"deployed version {version}" in brief and f"Deployed model {version} in detail" in summary
     metrics = " / ".join(format_number(evaluation[k]) for k in ("precision", "recall", "f1"))
     assert f"precision / recall / F1 {metrics}" in summary
@@ -116,8 +119,8 @@ def test_report_pdf_has_every_page_and_the_history_in_it(reported: Project) -> N
 def test_fullprocess_writes_the_report_after_each_deploy(history_project: Project) -> None:
     settings = history_project.settings()
     pages = pdf_pages(settings.output_model_path / "report.pdf")
-    assert len(pages) == len(BASE_PAGES) + 1, "the check before v0002 recorded data drift; no API returns yet"
-    for page, title in zip(pages, [*BASE_PAGES, DATA_DRIFT_PAGE]):
+    assert len(pages) == len(WITH_LIST) + 1, "the check before v0002 recorded data drift; no API returns yet"
+    for page, title in zip(pages, [*WITH_LIST, DATA_DRIFT_PAGE]):
         assert title in page
     assert "deployed version v0002" in pages[0]
     practice = pdf_pages(history_project.settings(history_project.practice_config).output_model_path / "report.pdf")

@@ -215,9 +215,10 @@ def test_risk_gets_never_write(ranked: Project, api: str) -> None:
 
 @pytest.mark.parametrize("store", ["none", "without lists"])
 def test_no_list_yet_is_a_503_saying_to_run_fullprocess(
-    store: str, project: Project, history_project: Project, tmp_path: Path
+    store: str, request: pytest.FixtureRequest
 ) -> None:
-    where = project if store == "none" else history_project.copy_to(tmp_path / "history")
+    # no store at all, or the store of the practice-deployed project (the practice config ranks no book)
+    where: Project = request.getfixturevalue("project" if store == "none" else "deployed_project")
     store_existed = where.settings().records_db_path.exists()
     with in_process(create_app(where.settings())) as base:
         response = requests.get(f"{base}/risk")
