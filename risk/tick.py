@@ -26,10 +26,13 @@ class Tick(NamedTuple):
     fresh: list[DataFile]
     deployed_version: str | None
     repair: bool  # a run was killed before it finished: its diagnostics and reports must be redone
+    # the deployed version was made current outside this store's runs (another config sharing prod_deployment_path,
+    # such as the practice config, or by hand): it is recorded, diagnosed and reported on this config's data
+    unrecorded: bool = False
 
     @property
     def nothing_new(self) -> bool:
-        return not self.fresh and self.deployed_version is not None and not self.repair
+        return not self.fresh and self.deployed_version is not None and not self.repair and not self.unrecorded
 
 
 def look(settings: Settings, store: RecordsStore) -> Tick:
@@ -41,7 +44,9 @@ def look(settings: Settings, store: RecordsStore) -> Tick:
             "create it or fix the path"
         )
     files = scan_folder(folder, store)
-    tick = Tick(files, new_files(files, store), current_version(settings), store.unfinished_runs() > 0)
+    deployed = current_version(settings)
+    unrecorded = deployed is not None and deployed not in store.deployed_versions()
+    tick = Tick(files, new_files(files, store), deployed, store.unfinished_runs() > 0, unrecorded)
     if not files and tick.deployed_version is None:
         raise UserFacingError(f"no data files in {folder} and no model deployed; add data")
     return tick
