@@ -179,7 +179,10 @@ def test_a_deployment_killed_at_any_point_leaves_production_whole_and_the_next_r
         assert "removed unfinished deployment" in recovered.stderr
         assert current_version(settings) == "v0002"
     else:
-        assert "version v0002 was made current by an interrupted run; recorded its deployment now" in recovered.stderr
+        assert (
+            "version v0002 is current but ingesteddata/records.sqlite never recorded deploying it (deployed by another "
+            "config sharing production_deployment, by hand, or by an interrupted run); recorded its deployment now"
+        ) in recovered.stderr
         assert current_version(settings) == "v0003"
     assert list_versions(settings)[-1] == current_version(settings)
     with project.store() as store:
