@@ -1,8 +1,8 @@
 """The API: serve the deployed model, its diagnostics and history over HTTP (Flask), one blueprint per concern.
 
 ``create_app(settings or config path)`` builds the app; ``.venv/bin/python app.py`` runs Flask's server on the
-config's API url (``api_url``, else ``url`` or ``api_port``; loopback, port 8000, no debug by default); ``wsgi.py`` exposes ``app`` for gunicorn
-(``gunicorn -c gunicorn.conf.py wsgi:app``). Endpoints:
+config's API url (``api_url``, else ``url`` or ``api_port``; loopback, port 8000, no debug by default); ``wsgi.py``
+exposes ``app`` for gunicorn (``gunicorn -c gunicorn.conf.py wsgi:app``). Endpoints:
 
 - ``/prediction`` (GET or POST): class and attrition probability per row, for a file in the data folders or
   for data sent as JSON records or CSV (see risk/api/inputs.py for every accepted shape), with the model version.
