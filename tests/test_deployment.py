@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from deployment import rollback, store_model_into_pickle
+from deployment import recover, rollback, store_model_into_pickle
 from ingestion import merge_multiple_dataframe
 from risk.config import Settings
 from risk.deployed import load_deployed_model
@@ -145,6 +145,32 @@ def test_rollback_and_list_from_the_command_line(project: Project) -> None:
     listing = project.run("deployment.py", "--list").stdout.splitlines()
     assert [line[:7] for line in listing] == ["* v0001", "  v0002"]
     assert current_version(project.settings()) == "v0001"
+
+
+def deploy_with_own_store(project: Project, config: Path) -> str:
+    """Ingest, train, score and deploy on ``config`` with that config's own records store, as its scripts do."""
+    settings = project.settings(config)
+    with project.store(config) as store:
+        merge_multiple_dataframe(settings, store)
+        train_model(settings)
+        score_model(settings, store)
+        return store_model_into_pickle(settings, store)
+
+
+def test_a_version_another_config_switched_away_from_is_kept_not_abandoned(project: Project) -> None:
+    """Practice and production share prod_deployment_path but not their stores: a version production's store never
+    saw, written before the current one was made current, was current once (not an interrupted deployment)."""
+    practice = project.settings(project.practice_config)
+    assert deploy_with_own_store(project, project.practice_config) == "v0001"
+    assert deploy_with_own_store(project, project.config) == "v0002"
+    with project.store(project.practice_config) as store:
+        assert store_model_into_pickle(practice, store) == "v0003"
+        assert rollback(practice, store) == "v0002"
+    with project.store() as store:
+        assert recover(project.settings(), store) == []
+    assert list_versions(practice) == ["v0001", "v0002", "v0003"]
+    with project.store(project.practice_config) as store:
+        assert rollback(practice, store, "v0003") == "v0003"
 
 
 @pytest.mark.slow
