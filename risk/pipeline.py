@@ -15,6 +15,9 @@ module holds the decisions and the scripts hold their steps. What a run decides,
    (``RecordsStore.finish_run``), so a failed run leaves nothing to count twice and the next tick retries.
 5. **Who hears**: every run ends as one :class:`~risk.outcome.RunRecord`, which risk/notify.py turns into
    quiet-mode lines, the Prometheus textfile and the webhook.
+6. **A version deployed elsewhere** (the practice config shares ``prod_deployment_path`` but has its own store, or
+   someone deployed by hand): the tick notices this store never recorded the current version; the run records it
+   (``deployment.recover``), checks it as usual, and writes its diagnostics and reports on this config's data.
 """
 
 from __future__ import annotations
