@@ -36,5 +36,12 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(VENV)/bin/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@ $(VENV)/.runtime
 
+# Everything the pipeline wrote, for both configs (hidden files too: the run lock, a killed run's temporary
+# files), and the walk-through's copy of dataset5.csv in sourcedata/ when unchanged; never the shipped data
+# or the .gitkeep files. Afterwards the walk-through starts as on a fresh clone.
+GENERATED := ingesteddata practiceingested models practicemodels production_deployment
+
 clean:
-	rm -rf ingesteddata/* models/* practicemodels/* production_deployment/* logs
+	for folder in $(GENERATED); do find $$folder -mindepth 1 -maxdepth 1 ! -name .gitkeep -exec rm -rf {} +; done
+	rm -rf logs
+	if cmp -s walkthroughdata/dataset5.csv sourcedata/dataset5.csv; then rm sourcedata/dataset5.csv; fi

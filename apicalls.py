@@ -2,7 +2,8 @@
 
 The report in ``output_model_path`` lists, for each call, the method, endpoint, status and the response
 (pretty JSON; ``/metrics`` as Prometheus text). ``fullprocess.py`` calls :func:`call_all_endpoints` after a
-redeploy when the API answers; ``python apicalls.py`` does the same by hand. When nothing answers, it exits
+redeploy when the API answers; ``.venv/bin/python apicalls.py`` does the same by hand (on the config's API url:
+``api_url``, else the course's ``url`` or ``api_port``; the log says which). When nothing answers, it exits
 non-zero saying how to start the API and writes nothing; when an endpoint fails, the report is still written
 (the failure marked) and it exits non-zero naming the endpoint and the API's error message.
 When ``RISK_API_TOKEN`` is set, it is sent as the bearer token.
@@ -20,7 +21,7 @@ from typing import Any
 import requests
 
 from risk.artifacts import API_RETURNS_NAME
-from risk.cli import make_parser, run_script
+from risk.cli import make_parser, python_command, run_script
 from risk.clock import utc_now
 from risk.config import API_TOKEN_ENV, Settings
 from risk.errors import UserFacingError
@@ -108,10 +109,19 @@ def _ask(session: requests.Session, base_url: str, call: Call, settings: Setting
         ) from None
     except requests.RequestException as err:
         raise ApiUnavailable(
-            f"no API answers at {base_url} ({type(err).__name__}); start it with "
-            f"`python app.py --config {settings.config_path}` or gunicorn (see README, 'The API'), then rerun apicalls.py"
+            f"no API answers at {base_url} ({type(err).__name__}); {start_api_hint(settings)}"
         ) from None
     return Answer(call, response.status_code, response.reason or "", response.text)
+
+
+def start_api_hint(settings: Settings) -> str:
+    """How to start the API and call it again, with the interpreter running now (a bare ``python`` may lack pandas)."""
+    python = python_command(settings.project_dir)
+    config = settings.shown_path(settings.config_path)
+    return (
+        f"start it with `{python} app.py --config {config}` or gunicorn (see README, 'The API'), "
+        f"then rerun `{python} apicalls.py --config {config}`"
+    )
 
 
 def report_text(base_url: str, answers: list[Answer]) -> str:
@@ -147,6 +157,8 @@ def main() -> None:
     args = parser.parse_args()
 
     def step(settings: Settings) -> int:
+        if args.url is None:
+            log.info("%s", settings.api_url_line())
         print(call_all_endpoints(settings, args.url))
         return 0
 

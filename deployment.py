@@ -10,11 +10,20 @@ version (or ``--to`` one), ``--list`` lists them. Everything that needs the depl
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from pathlib import Path
 from typing import Any
 
-from risk.artifacts import FINAL_DATA_NAME, INGESTED_FILES_NAME, METADATA_NAME, MODEL_NAME, REFERENCE_NAME, SCORE_NAME
+from risk.artifacts import (
+    DEPLOYMENT_RECORD_NAME,
+    FINAL_DATA_NAME,
+    INGESTED_FILES_NAME,
+    METADATA_NAME,
+    MODEL_NAME,
+    REFERENCE_NAME,
+    SCORE_NAME,
+)
 from risk.cli import make_parser, run_script
 from risk.config import Settings
 from risk.datasets import read_final_data
@@ -24,6 +33,7 @@ from risk.modelfiles import ModelIntegrityError, read_metadata, read_score, refe
 from risk.rows import row_hashes
 from risk.store import RecordsStore
 from risk.versions import (
+    CURRENT_LINK,
     abandon,
     current_version,
     ensure_course_links,
@@ -88,9 +98,12 @@ def _check_sources(settings: Settings, store: RecordsStore) -> tuple[dict[str, A
 def recover(settings: Settings, store: RecordsStore) -> list[str]:
     """Tidy up after an interrupted deployment; returns what was done. Call with the run lock held.
 
-    Staging folders are removed (they were never visible). A current version the store does not know (the run
-    died after the switch) is recorded as deployed. A complete version newer than ``current`` that was never
-    switched to (the run died between the two renames) is renamed ``abandoned-vNNNN``, not deleted.
+    Staging folders are removed (they were never visible). A current version the store does not know is recorded
+    as deployed: a run died after the switch, or it was deployed by another config sharing ``prod_deployment_path``
+    (the practice config: each config has its own store) or by hand. A complete version newer than ``current``
+    that was written after ``current`` was made current, and never switched to (the run died between the two
+    renames), is renamed ``abandoned-vNNNN``, not deleted; one written before (another config, or a rollback,
+    switched away from it) is left as it is.
     """
     notes: list[str] = []
     for leftover in unfinished_staging(settings):
@@ -102,16 +115,25 @@ def recover(settings: Settings, store: RecordsStore) -> list[str]:
     current = current_version(settings)
     current_number = version_number(current) if current else 0
     known = store.deployed_versions()
-    if current and current not in known:  # the run died after the switch, before telling the store
+    if current and current not in known:  # made current by a run that died, another config, or by hand
         record = read_record(settings, current)
         earlier = store.deployments(1)
         store.record_deployment(
             "deploy", current, earlier[0]["version"] if earlier else None, record.f1, record.model_sha256
         )
         known.add(current)
-        notes.append(f"version {current} was made current by an interrupted run; recorded its deployment now")
+        notes.append(
+            f"version {current} is current but {settings.shown_path(settings.records_db_path)} never recorded "
+            f"deploying it (deployed by another config sharing {settings.shown_path(settings.prod_deployment_path)}, "
+            "by hand, or by an interrupted run); recorded its deployment now"
+        )
     for version in list_versions(settings):
         if version_number(version) > current_number and version not in known:
+            if written_before_current(settings, version):
+                log.info(
+                    "%s is newer than the current %s but was written before it was made current; kept", version, current
+                )
+                continue
             kept = abandon(settings, version)
             notes.append(f"version {version} was written but never made current (interrupted run); kept as {kept}")
     if current:
@@ -119,6 +141,16 @@ def recover(settings: Settings, store: RecordsStore) -> list[str]:
     for note in notes:
         log.warning("%s", note)
     return notes
+
+
+def written_before_current(settings: Settings, version: str) -> bool:
+    """True when ``version`` was written before ``current`` was last switched (so a run did not die between writing
+    it and switching to it: another config or a rollback switched away from it)."""
+    try:
+        switched = os.lstat(settings.prod_deployment_path / CURRENT_LINK).st_mtime_ns
+    except FileNotFoundError:  # nothing was ever made current
+        return False
+    return (versions_dir(settings) / version / DEPLOYMENT_RECORD_NAME).stat().st_mtime_ns < switched
 
 
 def store_model_into_pickle(settings: Settings, store: RecordsStore) -> str:

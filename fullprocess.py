@@ -49,6 +49,7 @@ def course_steps() -> Steps:
         train=training.train_model,
         score=scoring.score_model,
         deploy=deployment.store_model_into_pickle,
+        recover=deployment.recover,
         diagnose=diagnostics.run_diagnostics,
         report=write_reports,
         call_api=apicalls.call_all_endpoints,

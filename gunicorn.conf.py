@@ -1,10 +1,12 @@
 """Gunicorn settings for the API: ``gunicorn -c /path/to/project/gunicorn.conf.py wsgi:app``.
 
-- Binds to the host and port of the config's ``api_url`` (loopback, 8000 by default); ``--bind`` overrides.
+- Binds to the host and port of the config's API url (``api_url``, else the course's ``url`` or ``api_port``;
+  loopback, 8000 by default) and logs which key it came from; ``--bind`` overrides.
 - Workers: ``$WEB_CONCURRENCY`` if set, else the config's ``api_workers`` (2); ``--workers`` overrides. Each
   worker runs 8 threads (gthread), so a client that stalls mid-request holds one thread, not a whole worker
   (a buffering reverse proxy in front is still the answer to many slow clients: see README).
-- The config is ``$RISK_CONFIG`` or ``config.json`` beside this file, as for every script.
+- The config is ``$RISK_CONFIG`` or ``config.json`` beside this file, as for every script (gunicorn's own
+  ``--config`` names this file, not the project's config).
 - /metrics across workers: each worker counts in its own memory, so the workers share a prometheus-client
   multiprocess folder (``$PROMETHEUS_MULTIPROC_DIR``, or a fresh temporary folder removed on exit) and a
   scrape of any worker reports the sums over all of them.
@@ -21,12 +23,27 @@ from pathlib import Path
 CODE_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(CODE_DIR))
 
-from risk.config import ConfigError, api_token, load_config  # noqa: E402  (stdlib only: the master stays light)
+from risk.config import ConfigError, Settings, api_token, load_config, resolve_config_path  # noqa: E402  (stdlib only)
 
-try:
-    _settings = load_config(os.environ.get("RISK_CONFIG"))
-except ConfigError as _err:
-    raise SystemExit(f"gunicorn.conf.py: {_err} (set RISK_CONFIG to the project's config.json)") from None
+# Not the scripts' `--config PATH`: for gunicorn that flag names this settings file.
+CONFIG_HINT = (
+    "set RISK_CONFIG to the project's config.json, e.g. "
+    "`RISK_CONFIG=/path/to/project/config.json gunicorn -c gunicorn.conf.py wsgi:app`"
+)
+
+
+def _load_settings() -> Settings:
+    """The project's config, or an exit naming it and RISK_CONFIG (never the scripts' ``--config``)."""
+    path = resolve_config_path(os.environ.get("RISK_CONFIG"))
+    if not path.is_file():
+        raise SystemExit(f"gunicorn.conf.py: config file not found: {path}; {CONFIG_HINT}")
+    try:
+        return load_config(path)
+    except ConfigError as err:
+        raise SystemExit(f"gunicorn.conf.py: {err}; {CONFIG_HINT}") from None
+
+
+_settings = _load_settings()
 try:
     api_token()  # checked here too, so a bad token stops the master with one line, not each worker with a traceback
 except ConfigError as _err:
@@ -52,6 +69,7 @@ def on_starting(server) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.glob("*.db"):
         stale.unlink()
+    server.log.info("%s", _settings.api_url_line())
 
 
 def child_exit(server, worker) -> None:

@@ -1,8 +1,9 @@
 """Load and validate ``config.json``: the one place the configuration is read.
 
 Paths are resolved against the config file's folder (absolute paths are kept), defaults are filled in,
-unknown top-level keys are tolerated (course users carry extras such as ``url`` or ``api_port``), and a
-missing or wrong key raises :class:`ConfigError` naming the key and what it should be.
+unknown top-level keys are tolerated, and a missing or wrong key raises :class:`ConfigError` naming the key and
+what it should be. The API's address is ``api_url``; course configs that say ``url`` (the course's starter) or
+``api_port`` instead are honoured when ``api_url`` is absent (:func:`choose_api_url`).
 
 Standard library only: the cron tick loads this before deciding whether there is any work to do.
 """
@@ -33,6 +34,8 @@ SOLVER_PENALTIES = {  # which penalties each LogisticRegression solver supports
 METRICS_TEXTFILE_NAME = "risk.prom"  # node_exporter's textfile collector reads *.prom
 API_TOKEN_ENV = "RISK_API_TOKEN"  # when set, the API wants this bearer token (apicalls.py sends it)
 MIN_DRIFT_HISTORY = 10  # past batch scores the parametric and nonparametric rules need (else they use raw)
+DEFAULT_API_URL = "http://127.0.0.1:8000/"
+API_URL_KEYS = ("api_url", "url", "api_port")  # where the API's address may come from, the first given wins
 
 
 class ConfigError(ValueError):
@@ -89,7 +92,9 @@ class Settings(NamedTuple):
     alert_webhook_url: str | None = None
     alert_webhook_timeout_seconds: float = 3.0
     ingestion_reader: str = "fast"
-    api_url: str = "http://127.0.0.1:8000/"
+    api_url: str = DEFAULT_API_URL
+    api_url_key: str | None = None  # the config key api_url came from (API_URL_KEYS); None: the default
+    api_url_ignored: tuple[str, ...] = ()  # other keys of API_URL_KEYS the config gives, overruled by api_url_key
     api_timeout_seconds: float = 5.0
     package_index_url: str = "https://pypi.org/pypi"
     dependency_check_timeout_seconds: float = 3.0
@@ -130,6 +135,14 @@ class Settings(NamedTuple):
         """Host and port the API listens on: those of ``api_url`` (127.0.0.1 and 8000 when not given)."""
         parts = urlsplit(self.api_url)
         return parts.hostname or "127.0.0.1", parts.port or 8000
+
+    def api_url_line(self) -> str:
+        """Which key the API's address came from, for the servers' and apicalls.py's log."""
+        config = self.shown_path(self.config_path)
+        if self.api_url_key is None:
+            return f"API url {self.api_url} (the default: {config} sets none of {', '.join(API_URL_KEYS)})"
+        ignored = f"; ignored {', '.join(repr(k) for k in self.api_url_ignored)}" if self.api_url_ignored else ""
+        return f"API url {self.api_url} from {self.api_url_key!r} in {config}{ignored}"
 
     @property
     def lock_path(self) -> Path:
@@ -410,6 +423,39 @@ def _check_psi_levels(config_path: Path, optional: dict[str, Any]) -> None:
         )
 
 
+class ApiUrlChoice(NamedTuple):
+    """The API's address and the config key it came from (None: the default), with the keys it overruled."""
+
+    url: str
+    key: str | None
+    ignored: tuple[str, ...]
+
+
+def _port(value: Any) -> int:
+    """A TCP port: a whole number (or its digits as a string) from 1 to 65535."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+        raise ValueError("must be a port number from 1 to 65535, such as 8000")
+    return value
+
+
+def _api_url_from(config_path: Path, key: str, value: Any) -> str:
+    """The API url one of API_URL_KEYS gives: ``api_url`` and ``url`` are URLs, ``api_port`` a port on loopback."""
+    if key == "api_port":
+        return f"http://127.0.0.1:{_check(config_path, key, value, _port)}/"
+    return _check(config_path, key, value, _http_url)
+
+
+def choose_api_url(config_path: Path, data: dict[str, Any]) -> ApiUrlChoice:
+    """``api_url`` if given, else the course's ``url``, else ``api_port`` (on 127.0.0.1), else the default."""
+    given = [key for key in API_URL_KEYS if data.get(key) not in (None, "")]
+    if not given:
+        return ApiUrlChoice(DEFAULT_API_URL, None, ())
+    key = given[0]
+    return ApiUrlChoice(_api_url_from(config_path, key, data[key]), key, tuple(given[1:]))
+
+
 def load_config(config_path: str | os.PathLike[str] | None = None) -> Settings:
     """Read, validate and resolve the config file; raise ConfigError naming the first bad key."""
     path = resolve_config_path(config_path)
@@ -434,8 +480,13 @@ def load_config(config_path: str | os.PathLike[str] | None = None) -> Settings:
     records = data.get("records_db_path", Path(data["output_folder_path"]) / "records.sqlite")
     log_folder = resolve("log_folder_path", data.get("log_folder_path", "logs"))
     book = data.get("client_book_path")
+    api = choose_api_url(path, data)
+    optional.pop("api_url", None)  # checked above; choose_api_url decides which key gives it
     return Settings(
         config_path=path,
+        api_url=api.url,
+        api_url_key=api.key,
+        api_url_ignored=api.ignored,
         records_db_path=resolve("records_db_path", str(records)),
         log_folder_path=log_folder,
         client_book_path=resolve("client_book_path", book) if book not in (None, "") else None,

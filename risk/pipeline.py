@@ -15,6 +15,9 @@ module holds the decisions and the scripts hold their steps. What a run decides,
    (``RecordsStore.finish_run``), so a failed run leaves nothing to count twice and the next tick retries.
 5. **Who hears**: every run ends as one :class:`~risk.outcome.RunRecord`, which risk/notify.py turns into
    quiet-mode lines, the Prometheus textfile and the webhook.
+6. **A version deployed elsewhere** (the practice config shares ``prod_deployment_path`` but has its own store, or
+   someone deployed by hand): the tick notices this store never recorded the current version; the run records it
+   (``deployment.recover``), checks it as usual, and writes its diagnostics and reports on this config's data.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from risk.artifacts import RISK_LIST_NAME
+from risk.artifacts import FINAL_DATA_NAME, RISK_LIST_NAME
 from risk.cli import python_command
 from risk.clock import utc_now
 from risk.config import Settings
@@ -70,6 +73,7 @@ class Steps(NamedTuple):
     train: Callable[..., dict[str, Any]]  # training.train_model(settings, frame=None, rows_label="") -> metadata
     score: Callable[..., float]  # scoring.score_model(settings, store) -> F1 on the test file
     deploy: Callable[..., str]  # deployment.store_model_into_pickle(settings, store) -> version
+    recover: Callable[..., list[str]]  # deployment.recover(settings, store) -> what it recorded or tidied
     diagnose: Callable[..., Any]  # diagnostics.run_diagnostics(settings, store) -> snapshot
     report: Callable[..., Any]  # reporting.write_reports(settings, store)
     call_api: Callable[..., Path]  # apicalls.call_all_endpoints(settings) -> apireturns.txt
@@ -92,6 +96,7 @@ class _Run:
     drift_checks: list[DriftCheckRow] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     list_refreshed: bool = False
+    reported: bool = False  # diagnostics and reports ran (after a deployment, a repair or adopting a version)
 
     @property
     def run_id(self) -> int:
@@ -185,6 +190,40 @@ def _tidy_after_killed_runs(state: _Run) -> None:
 
 
 def _work(state: _Run, tick: Tick) -> RunOutcome:
+    if tick.unrecorded:
+        _adopt(state)
+        if not (tick.fresh or tick.repair or state.force):
+            return _report_adopted(state, tick, RunOutcome.NOTHING_NEW)
+    outcome = _decide(state, tick)
+    if tick.unrecorded and not state.reported:
+        return _report_adopted(state, tick, outcome)
+    return outcome
+
+
+def _adopt(state: _Run) -> None:
+    """Record the current version this store never saw deployed (the practice config deployed it into the shared
+    prod_deployment_path, or someone did by hand), so this config's history and reports know what serves."""
+    for line in state.steps.recover(state.settings, state.store):
+        state.note(line)
+
+
+def _report_adopted(state: _Run, tick: Tick, outcome: RunOutcome) -> RunOutcome:
+    """Diagnostics and reports of an adopted version on this config's own data (its earlier ones, if any, describe
+    another version); ``outcome`` stands unless one of them fails."""
+    settings = state.settings
+    data = settings.shown_path(settings.output_folder_path / FINAL_DATA_NAME)
+    if not (settings.output_folder_path / FINAL_DATA_NAME).exists():
+        state.note(f"{tick.deployed_version}'s diagnostics and reports wait for this config's first data ({data})")
+        return outcome
+    state.note(
+        f"{tick.deployed_version} was deployed outside this config's runs: diagnosing and reporting it on {data}"
+    )
+    if _after_deploy(state):
+        return outcome
+    return RunOutcome.CHECKED_WITH_ERRORS
+
+
+def _decide(state: _Run, tick: Tick) -> RunOutcome:
     settings = state.settings
     if tick.repair and not tick.fresh and not state.force:
         return _repair(state)
@@ -230,6 +269,8 @@ def _decided_rows(state: _Run, result: Any, deployed: DeployedModel) -> list[tup
     if decided:
         return decided
     trained = result.data[result.source.isin(deployed.ingested_files).to_numpy()]
+    if trained.empty:  # e.g. a version the practice config deployed: none of its files are in this config's data
+        return []
     state.note(
         f"the store knows no rows by content yet: the {len(trained)} rows of the files {deployed.version} was "
         "trained on count as decided"
@@ -519,6 +560,7 @@ def _repair(state: _Run) -> RunOutcome:
 def _after_deploy(state: _Run) -> bool:
     """Diagnostics, reporting and the API calls; False if one of them failed (the deployed version stands)."""
     settings, store = state.settings, state.store
+    state.reported = True
     ok = True
     for step, action in (
         ("diagnostics", lambda: state.steps.diagnose(settings, store)),
@@ -532,13 +574,15 @@ def _after_deploy(state: _Run) -> bool:
             ok = False
     if not api_answers(settings.api_url):
         python = python_command(settings.project_dir)
+        config = settings.shown_path(settings.config_path)
         log.warning(
             "no API answers at %s, so apireturns.txt was not refreshed; start it with `%s app.py --config %s` "
-            "(or gunicorn, see README) and rerun `%s apicalls.py`",
+            "(or gunicorn, see README) and rerun `%s apicalls.py --config %s`",
             settings.api_url,
             python,
-            settings.shown_path(settings.config_path),
+            config,
             python,
+            config,
         )
         state.note(f"API calls skipped: nothing answers at {settings.api_url}")
         return ok

@@ -28,10 +28,19 @@ class Tick(NamedTuple):
     deployed_version: str | None
     repair: bool  # a run was killed before it finished: its diagnostics and reports must be redone
     book_changed: bool = False  # the client book (or the deployed version) changed since the last risk list
+    # the deployed version was made current outside this store's runs (another config sharing prod_deployment_path,
+    # such as the practice config, or by hand): it is recorded, diagnosed and reported on this config's data
+    unrecorded: bool = False
 
     @property
     def nothing_new(self) -> bool:
-        return not self.fresh and self.deployed_version is not None and not self.repair and not self.book_changed
+        return (
+            not self.fresh
+            and self.deployed_version is not None
+            and not self.repair
+            and not self.book_changed
+            and not self.unrecorded
+        )
 
 
 def book_changed(settings: Settings, store: RecordsStore, version: str | None) -> bool:
@@ -56,9 +65,15 @@ def look(settings: Settings, store: RecordsStore) -> Tick:
             "create it or fix the path"
         )
     files = scan_folder(folder, store)
-    version = current_version(settings)
+    deployed = current_version(settings)
+    unrecorded = deployed is not None and deployed not in store.deployed_versions()
     tick = Tick(
-        files, new_files(files, store), version, store.unfinished_runs() > 0, book_changed(settings, store, version)
+        files,
+        new_files(files, store),
+        deployed,
+        store.unfinished_runs() > 0,
+        book_changed(settings, store, deployed),
+        unrecorded,
     )
     if not files and tick.deployed_version is None:
         raise UserFacingError(f"no data files in {folder} and no model deployed; add data")

@@ -135,17 +135,22 @@ def flipped_rows(path: Path, id_prefix: str) -> list[str]:
 
 @contextlib.contextmanager
 def serve(
-    project: Project, server: str = "gunicorn", env: dict[str, str] | None = None, workers: int = 2
+    project: Project,
+    server: str = "gunicorn",
+    env: dict[str, str] | None = None,
+    workers: int = 2,
+    config: Path | None = None,
 ) -> Iterator[str]:
     """Start the real API (``gunicorn`` via wsgi.py and gunicorn.conf.py, or ``flask`` via ``python app.py``)
-    on a free loopback port.
+    on a free loopback port, for the project's ``config`` (default: its config.json).
 
     Yields the base URL once ``/health`` answers; stops the server afterwards. The server's output goes to
     ``server-<port>.log`` beside the project (a pipe nobody reads would fill up and stall the server).
     """
     port = free_port()
     inherited = {k: v for k, v in os.environ.items() if k not in AMBIENT_VARIABLES}
-    environment = {**inherited, "RISK_CONFIG": str(project.config), **(env or {})}
+    config = config or project.config
+    environment = {**inherited, "RISK_CONFIG": str(config), **(env or {})}
     if server == "gunicorn":
         command = [
             sys.executable,
@@ -162,7 +167,7 @@ def serve(
             "wsgi:app",
         ]
     else:
-        command = [sys.executable, str(REPO / "app.py"), "--config", str(project.config), "--port", str(port)]
+        command = [sys.executable, str(REPO / "app.py"), "--config", str(config), "--port", str(port)]
     log_path = project.root.parent / f"server-{port}.log"
     with open(log_path, "w") as log_file:
         process = subprocess.Popen(

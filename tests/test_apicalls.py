@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,7 +15,7 @@ import pytest
 from apicalls import EndpointFailed, call_all_endpoints
 from risk.artifacts import API_RETURNS_NAME
 from risk.versions import read_record
-from tests.support import Project, free_port, serve
+from tests.support import AMBIENT_VARIABLES, REPO, Project, free_port, serve
 
 pytestmark = pytest.mark.slow
 
@@ -27,10 +32,17 @@ def sections(report: str) -> dict[str, tuple[str, str]]:
     return found
 
 
+def practice_project(deployed_template: Project, root: Path) -> Project:
+    """A copy of the deployed project, its scripts run on the practice config (whose run deployed v0001 and holds
+    its records and diagnostics)."""
+    project = deployed_template.copy_to(root)
+    return dataclasses.replace(project, config=project.practice_config)
+
+
 @pytest.fixture
 def live(deployed_template: Project, tmp_path: Path):
-    """A copy of the deployed project whose config's api_url points at a running gunicorn."""
-    project = deployed_template.copy_to(tmp_path / "project")
+    """A copy of the deployed project whose (practice) config's api_url points at a running gunicorn."""
+    project = practice_project(deployed_template, tmp_path / "project")
     with serve(project, "gunicorn") as base:
         project.edit_config(api_url=base + "/")
         yield project
@@ -62,13 +74,47 @@ def test_api_down_exits_non_zero_and_writes_nothing(deployed_template: Project, 
     result = project.run("apicalls.py", check=False)
     assert result.returncode == 2
     assert f"no API answers at {url}" in result.stderr
-    assert f"python app.py --config {project.config}" in result.stderr
+    assert f"start it with `{sys.executable} app.py --config config.json`" in result.stderr  # this interpreter
+    assert f"then rerun `{sys.executable} apicalls.py --config config.json`" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (project.settings().output_model_path / API_RETURNS_NAME).exists()
 
 
-def test_failing_endpoints_are_named_and_the_token_is_sent(deployed_template: Project, tmp_path: Path) -> None:
+def project_venv(root: Path) -> Path:
+    """``root/.venv/bin/python``: this test run's virtualenv, as a project's own ``.venv`` (its pyvenv.cfg and lib)."""
+    if sys.prefix == sys.base_prefix:
+        pytest.skip("the tests do not run in a virtualenv")
+    venv = root / ".venv"
+    (venv / "bin").mkdir(parents=True)
+    shutil.copy(Path(sys.prefix) / "pyvenv.cfg", venv / "pyvenv.cfg")
+    (venv / "lib").symlink_to(Path(sys.prefix) / "lib", target_is_directory=True)
+    (venv / "bin" / "python").symlink_to(os.path.realpath(sys.executable))
+    return venv / "bin" / "python"
+
+
+def test_hints_name_the_project_interpreter_relative_to_the_project(deployed_template: Project, tmp_path: Path) -> None:
+    """From a fresh clone's ``.venv`` (a bare ``python`` has no pandas there), the hint says ``.venv/bin/python``."""
     project = deployed_template.copy_to(tmp_path / "project")
+    project.edit_config(project.practice_config, api_url=f"http://127.0.0.1:{free_port()}/")
+    python = project_venv(project.root)
+    env = {k: v for k, v in os.environ.items() if k not in AMBIENT_VARIABLES}
+    result = subprocess.run(
+        [str(python), str(REPO / "apicalls.py"), "--config", "config_practice.json"],
+        cwd=project.root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert result.returncode == 2, result.stderr
+    assert (
+        "start it with `.venv/bin/python app.py --config config_practice.json` or gunicorn (see README, 'The API'), "
+        "then rerun `.venv/bin/python apicalls.py --config config_practice.json`"
+    ) in result.stderr
+
+
+def test_failing_endpoints_are_named_and_the_token_is_sent(deployed_template: Project, tmp_path: Path) -> None:
+    project = practice_project(deployed_template, tmp_path / "project")
     with serve(project, "gunicorn", env={"RISK_API_TOKEN": "tok"}, workers=1) as base:
         project.edit_config(api_url=base + "/")
         result = project.run("apicalls.py", check=False)

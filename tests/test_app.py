@@ -29,12 +29,13 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from risk.api import create_app
+from risk.artifacts import API_RETURNS_NAME
 from risk.deployed import load_deployed_model
 from risk.predict import predict_frame
 from risk.schema import read_data_file
 from risk.store import RecordsStore
 from risk.versions import CURRENT_LINK, VERSIONS_DIR, current_version, read_record
-from tests.support import COLUMNS, REPO, Project, free_port, in_process, serve, wait_for_http
+from tests.support import AMBIENT_VARIABLES, COLUMNS, REPO, Project, free_port, in_process, serve, wait_for_http
 
 SECRET = "TOPSECRET-outside-the-data-folders"
 ONE_ROW = {"lastmonth_activity": 234, "lastyear_activity": 3, "number_of_employees": 10}
@@ -84,21 +85,22 @@ def api_project(deployed_template: Project, tmp_path_factory: pytest.TempPathFac
 
 @pytest.fixture(scope="module")
 def url(api_project: Project) -> Iterator[str]:
-    """The API built by ``create_app`` for the project, in this process."""
-    with in_process(create_app(api_project.settings())) as base:
+    """The API built by ``create_app`` for the project's practice config (whose run deployed v0001), in this
+    process."""
+    with in_process(create_app(api_project.settings(api_project.practice_config))) as base:
         yield base
 
 
 @pytest.fixture(scope="module", params=["gunicorn", "flask"])
 def server_url(request: pytest.FixtureRequest, api_project: Project) -> Iterator[str]:
     """The API served by gunicorn, then by ``python app.py`` (each test using it runs against both)."""
-    with serve(api_project, request.param) as base:
+    with serve(api_project, request.param, config=api_project.practice_config) as base:
         yield base
 
 
 @pytest.fixture(scope="module")
 def gunicorn_url(api_project: Project) -> Iterator[str]:
-    with serve(api_project, "gunicorn") as base:
+    with serve(api_project, "gunicorn", config=api_project.practice_config) as base:
         yield base
 
 
@@ -156,8 +158,8 @@ def test_bare_name_is_found_inside_the_data_folders(url: str) -> None:
     response = requests.get(f"{url}/prediction?filename=testdata.csv", timeout=30)
     assert response.status_code == 200, response.text
     assert response.json()["source"] == TEST_CSV
-    response = requests.get(f"{url}/prediction?filename=dataset3.csv", timeout=30)
-    assert response.json()["source"] == "sourcedata/dataset3.csv"
+    response = requests.get(f"{url}/prediction?filename=dataset1.csv", timeout=30)
+    assert response.json()["source"] == "practicedata/dataset1.csv"
 
 
 def test_json_records_file(url: str) -> None:
@@ -168,10 +170,10 @@ def test_json_records_file(url: str) -> None:
 
 
 def test_absolute_path_inside_a_data_folder(url: str, api_project: Project) -> None:
-    path = api_project.root / "ingesteddata" / "finaldata.csv"
+    path = api_project.root / "practiceingested" / "finaldata.csv"
     response = requests.post(f"{url}/prediction", json={"filepath": str(path)}, timeout=30)
     assert response.status_code == 200, response.text
-    assert response.json()["source"] == "ingesteddata/finaldata.csv"
+    assert response.json()["source"] == "practiceingested/finaldata.csv"
     assert response.json()["rows"] == len(pd.read_csv(path))
 
 
@@ -311,7 +313,7 @@ BODY_ERRORS = [
     ({"json": {"filepath": TEST_CSV, **ONE_ROW}}, 400, "has both a file path"),
     ({"json": {"filepath": 7}}, 400, "filepath must be a string"),
     ({"json": {"filepath": "testdata/x\u0000.csv"}}, 400, "NUL byte"),
-    ({"json": {"filepath": TEST_CSV}, "params": {"fname": "sourcedata/dataset3.csv"}}, 400, "2 different files"),
+    ({"json": {"filepath": TEST_CSV}, "params": {"fname": "practicedata/dataset1.csv"}}, 400, "2 different files"),
     ({"json": [ONE_ROW], "params": {"fname": TEST_CSV}}, 400, "both a file path and data"),
     (
         {"data": "[" * 100_000 + "]" * 100_000, "headers": {"Content-Type": "application/json"}},
@@ -359,7 +361,7 @@ def test_long_values_are_quoted_briefly(url: str) -> None:
 @pytest.mark.slow
 def test_oversized_upload_is_refused_with_413(server_url: str, api_project: Project) -> None:
     url = server_url
-    limit = api_project.settings().api_max_upload_bytes
+    limit = api_project.settings(api_project.practice_config).api_max_upload_bytes
     body = b"x" * (limit + 1)
     message = error_of(
         requests.post(f"{url}/prediction", data=body, headers={"Content-Type": "text/csv"}, timeout=60), 413
@@ -374,7 +376,10 @@ def test_oversized_upload_is_refused_with_413(server_url: str, api_project: Proj
 
 def test_unknown_endpoint_and_wrong_method(url: str) -> None:
     message = error_of(requests.get(f"{url}/predict", timeout=30), 404)
-    endpoints = "/dashboard, /diagnostics, /health, /history, /metrics, /prediction"
+    endpoints = (
+        "/dashboard, /diagnostics, /executiontime, /health, /history, /metrics, /missingdata, /outdatedpackages, "
+        "/prediction, /scoring, /summarystats"
+    )
     assert f"no endpoint /predict; the endpoints are {endpoints}" in message
     assert "not allowed" in error_of(requests.delete(f"{url}/prediction", timeout=30), 405)
     assert "not allowed" in error_of(requests.post(f"{url}/scoring", timeout=30), 405)
@@ -435,6 +440,39 @@ def test_summarystats_and_diagnostics_serve_the_saved_snapshot(url: str, api_pro
     assert diagnostics["current_model_version"] == "v0001"
 
 
+@pytest.mark.parametrize(
+    ("endpoint", "key", "with_rows"),
+    [
+        ("missingdata", "missing_data_percent", True),
+        ("executiontime", "execution_time_seconds", False),
+        ("outdatedpackages", "dependencies", False),
+    ],
+)
+def test_a_course_client_s_missingdata_executiontime_outdatedpackages_serve_the_saved_snapshot(
+    url: str, api_project: Project, endpoint: str, key: str, with_rows: bool
+) -> None:
+    """Parts of the snapshot one course client asks for one by one, as /summarystats serves its part (nothing is
+    recomputed: the timings and package versions are those diagnostics.py saved)."""
+    settings = api_project.settings(api_project.practice_config)
+    with RecordsStore(settings.records_db_path, readonly=True) as store:
+        snapshot = store.latest_diagnostics()
+    body = requests.get(f"{url}/{endpoint}", timeout=30).json()
+    expected = {"timestamp": snapshot["timestamp"], "model_version": "v0001"}
+    if with_rows:
+        expected["data_rows"] = 26
+    assert body == {**expected, key: snapshot[key]}
+    assert list(body) == [*expected, key]
+    summary = requests.get(f"{url}/summarystats", timeout=30).json()
+    assert list(summary) == ["timestamp", "model_version", "data_rows", "summary_statistics"]
+
+
+def test_the_snapshot_parts_say_how_to_get_a_snapshot_before_there_is_one(project: Project) -> None:
+    with in_process(create_app(project.settings())) as base:
+        for endpoint in ("missingdata", "executiontime", "outdatedpackages"):
+            message = error_of(requests.get(f"{base}/{endpoint}", timeout=30), 503)
+            assert "does not exist" in message and "run fullprocess.py" in message
+
+
 @pytest.mark.slow
 def test_gets_never_write(gunicorn_url: str, api_project: Project) -> None:
     """No GET re-runs a step or writes a file: every project file is unchanged, and none is added."""
@@ -447,7 +485,10 @@ def test_gets_never_write(gunicorn_url: str, api_project: Project) -> None:
         }
 
     before = files()
-    for endpoint in ("scoring", "summarystats", "diagnostics", "health", "metrics"):
+    for endpoint in (
+        *("scoring", "summarystats", "diagnostics", "health", "metrics"),
+        *("missingdata", "executiontime", "outdatedpackages"),
+    ):
         assert requests.get(f"{gunicorn_url}/{endpoint}", timeout=30).status_code == 200
     assert requests.get(f"{gunicorn_url}/prediction", params={"filepath": TEST_CSV}, timeout=30).ok
     assert files() == before
@@ -552,7 +593,7 @@ def test_a_tampered_version_is_never_unpickled(deployed_template: Project, tmp_p
 def test_bearer_token(api_project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     token = "s3cret-token"
     monkeypatch.setenv("RISK_API_TOKEN", token)
-    with in_process(create_app(api_project.settings())) as base:
+    with in_process(create_app(api_project.settings(api_project.practice_config))) as base:
         assert requests.get(f"{base}/health", timeout=30).status_code == 200
         for method, endpoint in (
             ("POST", "prediction"),
@@ -633,6 +674,44 @@ def test_gunicorn_conf_binds_the_config_url_with_the_config_workers(deployed_tem
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("key", ["url", "api_port"])
+def test_a_course_config_s_url_or_api_port_is_where_app_py_gunicorn_and_apicalls_go(
+    deployed_template: Project, tmp_path: Path, key: str
+) -> None:
+    """The course starter's ``url`` (or another solution's ``api_port``), with no ``api_url``: ``python app.py``
+    without --port, gunicorn without --bind and apicalls.py without --url all use its port, and say which key."""
+    port = free_port()
+    project = deployed_template.copy_to(tmp_path / "project")
+    value: object = f"http://127.0.0.1:{port}/" if key == "url" else port
+    config = project.edit_config(project.practice_config, api_url=None, **{key: value})
+    used = f"API url http://127.0.0.1:{port}/ from {key!r} in config_practice.json"
+    env = {k: v for k, v in os.environ.items() if k not in AMBIENT_VARIABLES}
+    servers = {
+        "app.py": ([sys.executable, str(REPO / "app.py"), "--config", str(config)], {}),
+        "gunicorn": (
+            [sys.executable, "-m", "gunicorn", "-c", str(REPO / "gunicorn.conf.py"), "wsgi:app"],
+            {"RISK_CONFIG": str(config)},
+        ),
+    }
+    for name, (command, extra_env) in servers.items():
+        log_path = tmp_path / f"{name}.log"
+        with open(log_path, "w") as log_file:
+            process = subprocess.Popen(
+                command, cwd=tmp_path, env={**env, **extra_env}, stdout=log_file, stderr=subprocess.STDOUT
+            )
+        try:
+            wait_for_http(f"http://127.0.0.1:{port}/health", process, log_path)
+            calls = project.run("apicalls.py", config=config)
+            assert used in calls.stderr
+            report = (project.settings(config).output_model_path / API_RETURNS_NAME).read_text()
+            assert report.startswith(f"API calls to http://127.0.0.1:{port}/ at") and "FAILED" not in report
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
+        assert used in log_path.read_text(), name
+
+
+@pytest.mark.slow
 def test_bad_config_gives_a_clear_error(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, str(REPO / "app.py"), "--config", str(tmp_path / "none.json")],
@@ -652,6 +731,7 @@ def test_bad_config_gives_a_clear_error(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "config file not found" in result.stderr and "set RISK_CONFIG" in result.stderr
+    assert "--config" not in result.stderr  # gunicorn's --config is gunicorn.conf.py, not the project's config
     assert "Traceback" not in result.stderr
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from deployment import rollback, store_model_into_pickle
+from deployment import recover, rollback, store_model_into_pickle
 from ingestion import merge_multiple_dataframe
 from risk.config import Settings
 from risk.deployed import load_deployed_model
@@ -147,6 +147,32 @@ def test_rollback_and_list_from_the_command_line(project: Project) -> None:
     assert current_version(project.settings()) == "v0001"
 
 
+def deploy_with_own_store(project: Project, config: Path) -> str:
+    """Ingest, train, score and deploy on ``config`` with that config's own records store, as its scripts do."""
+    settings = project.settings(config)
+    with project.store(config) as store:
+        merge_multiple_dataframe(settings, store)
+        train_model(settings)
+        score_model(settings, store)
+        return store_model_into_pickle(settings, store)
+
+
+def test_a_version_another_config_switched_away_from_is_kept_not_abandoned(project: Project) -> None:
+    """Practice and production share prod_deployment_path but not their stores: a version production's store never
+    saw, written before the current one was made current, was current once (not an interrupted deployment)."""
+    practice = project.settings(project.practice_config)
+    assert deploy_with_own_store(project, project.practice_config) == "v0001"
+    assert deploy_with_own_store(project, project.config) == "v0002"
+    with project.store(project.practice_config) as store:
+        assert store_model_into_pickle(practice, store) == "v0003"
+        assert rollback(practice, store) == "v0002"
+    with project.store() as store:
+        assert recover(project.settings(), store) == []
+    assert list_versions(practice) == ["v0001", "v0002", "v0003"]
+    with project.store(project.practice_config) as store:
+        assert rollback(practice, store, "v0003") == "v0003"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("point", ["mid-staging", "before-switch", "mid-switch", "before-record"])
 def test_a_deployment_killed_at_any_point_leaves_production_whole_and_the_next_run_recovers(
@@ -179,7 +205,10 @@ def test_a_deployment_killed_at_any_point_leaves_production_whole_and_the_next_r
         assert "removed unfinished deployment" in recovered.stderr
         assert current_version(settings) == "v0002"
     else:
-        assert "version v0002 was made current by an interrupted run; recorded its deployment now" in recovered.stderr
+        assert (
+            "version v0002 is current but ingesteddata/records.sqlite never recorded deploying it (deployed by another "
+            "config sharing production_deployment, by hand, or by an interrupted run); recorded its deployment now"
+        ) in recovered.stderr
         assert current_version(settings) == "v0003"
     assert list_versions(settings)[-1] == current_version(settings)
     with project.store() as store:

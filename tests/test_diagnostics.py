@@ -160,8 +160,9 @@ def test_requirement_names_skip_options_and_comments(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_a_diagnostics_run_is_saved_as_one_snapshot(deployed_project: Project) -> None:
-    settings = deployed_project.settings()
-    with deployed_project.store() as store:
+    practice = deployed_project.practice_config  # the config whose run deployed v0001 and ingested its data
+    settings = deployed_project.settings(practice)
+    with deployed_project.store(practice) as store:
         snapshot = run_diagnostics(settings, store)
         assert store.latest_diagnostics() == snapshot
     saved = json.loads((settings.output_model_path / "diagnostics.json").read_text())
@@ -178,5 +179,5 @@ def test_a_diagnostics_run_is_saved_as_one_snapshot(deployed_project: Project) -
 
 @pytest.mark.slow
 def test_diagnostics_script_prints_the_snapshot(deployed_project: Project) -> None:
-    result = deployed_project.run("diagnostics.py")
+    result = deployed_project.run("diagnostics.py", config=deployed_project.practice_config)
     assert json.loads(result.stdout)["model_version"] == "v0001"

@@ -82,7 +82,7 @@ def test_practice_data_is_merged_deduplicated_and_recorded(project: Project) -> 
     assert len(final) == 26 and not final.duplicated().any()
     assert (settings.output_folder_path / "ingestedfiles.txt").read_text() == "dataset1.csv\ndataset2.csv\n"
 
-    with project.store() as store:
+    with project.store(project.practice_config) as store:
         records = {r["file_name"]: r for r in store.ingestions()}
     for name, (read, kept, dropped) in PRACTICE_FILES.items():
         record = records[name]

@@ -214,9 +214,7 @@ def test_risk_gets_never_write(ranked: Project, api: str) -> None:
 
 
 @pytest.mark.parametrize("store", ["none", "without lists"])
-def test_no_list_yet_is_a_503_saying_to_run_fullprocess(
-    store: str, request: pytest.FixtureRequest
-) -> None:
+def test_no_list_yet_is_a_503_saying_to_run_fullprocess(store: str, request: pytest.FixtureRequest) -> None:
     # no store at all, or the store of the practice-deployed project (the practice config ranks no book)
     where: Project = request.getfixturevalue("project" if store == "none" else "deployed_project")
     store_existed = where.settings().records_db_path.exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -30,8 +31,14 @@ def test_shipped_configs_are_production_and_practice() -> None:
     assert production.output_model_path == REPO / "models"
     assert practice.input_folder_path == REPO / "practicedata"
     assert practice.output_model_path == REPO / "practicemodels"
+    # the practice run deploys into production (the walk-through checks its model on sourcedata next), but never
+    # touches production's ingested data, store, reports, logs or metrics textfile
     assert practice.prod_deployment_path == production.prod_deployment_path == REPO / "production_deployment"
-    assert practice.records_db_path == production.records_db_path
+    assert practice.output_folder_path == REPO / "practiceingested"
+    for field in ("output_folder_path", "output_model_path", "records_db_path", "log_folder_path"):
+        assert getattr(practice, field) != getattr(production, field), field
+    assert practice.metrics_textfile_path.parent != production.metrics_textfile_path.parent
+    assert (REPO / "practiceingested" / ".gitkeep").exists()
 
 
 def test_paths_resolve_against_the_config_folder_not_the_working_directory(tmp_path: Path, monkeypatch) -> None:
@@ -60,8 +67,54 @@ def test_defaults_fill_optional_keys(tmp_path: Path) -> None:
 
 
 def test_unknown_keys_from_course_configs_are_tolerated(tmp_path: Path) -> None:
-    config = write_config(tmp_path, input_file_extension=".csv", url="http://127.0.0.1:8000", api_port=8000)
-    assert load_config(config).raw["api_port"] == 8000
+    config = write_config(tmp_path, input_file_extension=".csv")
+    assert load_config(config).raw["input_file_extension"] == ".csv"
+
+
+@pytest.mark.parametrize(
+    ("keys", "url", "key", "ignored"),
+    [
+        ({"url": "http://127.0.0.1:8000/"}, "http://127.0.0.1:8000/", "url", ()),  # the course's starter
+        ({"url": "http://localhost:5000"}, "http://localhost:5000/", "url", ()),
+        ({"api_port": 8123}, "http://127.0.0.1:8123/", "api_port", ()),
+        ({"api_port": "8123"}, "http://127.0.0.1:8123/", "api_port", ()),
+        ({"url": "http://127.0.0.1:8001/", "api_port": 8123}, "http://127.0.0.1:8001/", "url", ("api_port",)),
+        (
+            {"api_url": "http://127.0.0.1:8002/", "url": "http://127.0.0.1:8001/", "api_port": 8123},
+            "http://127.0.0.1:8002/",
+            "api_url",
+            ("url", "api_port"),
+        ),
+        ({}, "http://127.0.0.1:8000/", None, ()),
+    ],
+)
+def test_the_api_url_comes_from_api_url_else_url_else_api_port(
+    tmp_path: Path, keys: dict, url: str, key: str | None, ignored: tuple[str, ...]
+) -> None:
+    settings = load_config(write_config(tmp_path, **{"api_url": None, **keys}))
+    assert (settings.api_url, settings.api_url_key, settings.api_url_ignored) == (url, key, ignored)
+    line = settings.api_url_line()
+    assert line.startswith(f"API url {url} ")
+    if key is None:
+        assert "the default: config.json sets none of api_url, url, api_port" in line
+    else:
+        assert f"from {key!r} in config.json" in line
+        assert all(repr(other) in line.split("ignored")[1] for other in ignored)
+
+
+@pytest.mark.parametrize(
+    ("keys", "named"),
+    [
+        ({"api_port": 0}, "key 'api_port' must be a port number from 1 to 65535"),
+        ({"api_port": True}, "key 'api_port' must be a port number from 1 to 65535"),
+        ({"api_port": "eighty"}, "key 'api_port' must be a port number from 1 to 65535"),
+        ({"url": "127.0.0.1:8000"}, "key 'url' must be an http(s) URL"),
+    ],
+)
+def test_a_bad_url_or_api_port_is_named_when_it_would_be_used(tmp_path: Path, keys: dict, named: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(named)):
+        load_config(write_config(tmp_path, api_url=None, **keys))
+    load_config(write_config(tmp_path, **keys))  # api_url given: the course key is not used, so not checked
 
 
 @pytest.mark.parametrize(

@@ -55,5 +55,5 @@ def test_a_no_op_tick_imports_no_module_it_does_not_need_and_still_logs(deployed
     assert not imported & NOT_ON_THE_TICK, sorted(imported & NOT_ON_THE_TICK)
     heavy = {name for name in imported if name in HEAVY or name.split(".")[0] in HEAVY}
     assert not heavy, sorted(heavy)
-    log = (project.root / "logs" / "fullprocess.log").read_text()
+    log = (project.settings(project.practice_config).log_folder_path / "fullprocess.log").read_text()
     assert log.splitlines()[-1].endswith("stays deployed; nothing to do")

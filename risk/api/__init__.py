@@ -1,13 +1,14 @@
 """The API: serve the deployed model, its diagnostics and history over HTTP (Flask), one blueprint per concern.
 
-``create_app(settings or config path)`` builds the app; ``python app.py`` runs Flask's server on the config's ``api_url``
-host and port (loopback, port 8000, no debug by default); ``wsgi.py`` exposes ``app`` for gunicorn
-(``gunicorn -c gunicorn.conf.py wsgi:app``). Endpoints:
+``create_app(settings or config path)`` builds the app; ``.venv/bin/python app.py`` runs Flask's server on the
+config's API url (``api_url``, else ``url`` or ``api_port``; loopback, port 8000, no debug by default); ``wsgi.py``
+exposes ``app`` for gunicorn (``gunicorn -c gunicorn.conf.py wsgi:app``). Endpoints:
 
 - ``/prediction`` (GET or POST): class and attrition probability per row, for a file in the data folders or
   for data sent as JSON records or CSV (see risk/api/inputs.py for every accepted shape), with the model version.
 - ``/scoring``: the deployed version's F1 on the test data, as recorded when it was deployed.
-- ``/summarystats`` and ``/diagnostics``: from the latest saved diagnostics snapshot (a GET never recomputes).
+- ``/summarystats`` and ``/diagnostics``: from the latest saved diagnostics snapshot (a GET never recomputes);
+  ``/missingdata``, ``/executiontime`` and ``/outdatedpackages``: one part of it each, as course clients ask.
 - ``/risk``: the newest risk list (riskiest clients first, with the CBPE estimate of F1), as JSON or CSV.
 - ``/dashboard`` and ``/history``: the model's history as one HTML page, and as paged JSON.
 - ``/health``: ``ok``, ``degraded`` or ``unavailable`` (503: nothing can answer /prediction), the deployed version
