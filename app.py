@@ -24,8 +24,8 @@ def main() -> None:
     args = parser.parse_args()
 
     def serve(settings: Settings) -> int:
+        app = create_app(settings)  # first: a bad token stops it with one line
         log.info("%s", settings.api_url_line())
-        app = create_app(settings)
         host, port = settings.api_bind
         app.run(host=args.host or host, port=args.port or port, debug=False, use_reloader=False, threaded=True)
         return 0
