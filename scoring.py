@@ -1,13 +1,16 @@
-"""Step 3, scoring: F1 of the trained model on the test data.
+"""Step 3, scoring: F1 of the trained model on the test data; and, on demand, the deployed model's scores of clients.
 
-Writes the course's one-number ``latestscore.txt`` to ``output_model_path`` and appends the score to the
-score history in the records store. :func:`f1_on_frame` scores a model on labelled rows: the test data here,
-each new batch in fullprocess's drift check.
+Writes the course's one-number ``latestscore.txt`` to ``output_model_path`` and records the score in the records
+store. ``--clients FILE --out FILE`` instead ranks any CSV (or JSON records) of clients with the deployed model, as
+the risk list does (risk/risklist.py): riskiest first, with probability, band and reason; a progress bar on a
+terminal, none under cron.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -17,8 +20,11 @@ from risk.artifacts import SCORE_NAME
 from risk.cli import make_parser, run_script
 from risk.config import Settings
 from risk.datasets import read_test_data
+from risk.deployed import load_deployed_model
+from risk.errors import UserFacingError
 from risk.modelfiles import load_model, write_score
-from risk.schema import FEATURES, TARGET
+from risk.risklist import RiskList, deployed_typical_client, rank_file
+from risk.schema import FEATURES, TARGET, DataFileError
 from risk.store import RecordsStore, with_store
 
 log = logging.getLogger("scoring")
@@ -41,9 +47,43 @@ def score_model(settings: Settings, store: RecordsStore) -> float:
     return f1
 
 
+def rank_clients_file(settings: Settings, clients: Path, out: Path) -> RiskList:
+    """Rank a file of clients with the deployed model into ``out`` (the risk list's columns); UserFacingError
+    naming the file when it is missing or holds a bad row."""
+    deployed = load_deployed_model(settings)
+    try:
+        ranked = rank_file(
+            deployed.model,
+            deployed_typical_client(settings, deployed),
+            deployed.version,
+            clients,
+            out,
+            progress=sys.stderr.isatty(),
+        )
+    except FileNotFoundError:
+        raise UserFacingError(f"{clients} does not exist; pass a CSV of clients with --clients") from None
+    except DataFileError as err:
+        raise UserFacingError(f"{clients} {err}") from None
+    log.info("ranked %d clients of %s with %s into %s", ranked.rows, clients, deployed.version, out)
+    return ranked
+
+
 def main() -> None:
     parser = make_parser("Score the trained model on the test data and write latestscore.txt.")
+    parser.add_argument(
+        "--clients",
+        type=Path,
+        metavar="FILE",
+        help="instead: rank the clients in FILE (CSV or JSON records) with the deployed model",
+    )
+    parser.add_argument("--out", type=Path, metavar="FILE", help="with --clients: where to write the ranked list")
     args = parser.parse_args()
+    if bool(args.clients) != bool(args.out):
+        parser.error("--clients and --out go together")
+    if args.clients:
+        raise SystemExit(
+            run_script(args, lambda s: rank_clients_file(s, args.clients, args.out) and 0, take_lock=False)
+        )
     raise SystemExit(run_script(args, with_store(score_model)))
 
 

@@ -57,3 +57,20 @@ def test_a_bad_book_is_rejected_by_name_and_the_run_goes_on(deployed_project: Pr
     assert result.returncode == 0  # the drift check of the run stands
     with deployed_project.store() as store:
         assert store.runs()[0]["outcome"] == "carried over"
+
+
+def test_scoring_ranks_any_file_of_clients_on_demand(deployed_project: Project, tmp_path) -> None:  # noqa: ANN001
+    clients = tmp_path / "prospects.csv"
+    clients.write_text(
+        "corporation,lastmonth_activity,lastyear_activity,number_of_employees\nquiet,1,2,3\nbusy,900,9000,5000\n"
+    )
+    out = tmp_path / "ranked.csv"
+    result = deployed_project.run("scoring.py", "--clients", str(clients), "--out", str(out))
+    ranked = pd.read_csv(out, keep_default_na=False)
+    assert list(ranked.columns) == ["rank", "corporation", "probability", "band", "reason", "model_version"]
+    assert sorted(ranked["corporation"]) == ["busy", "quiet"] and list(ranked["rank"]) == [1, 2]
+    assert "\r" not in result.stderr  # no progress bar without a terminal (cron, a pipe)
+    missing = deployed_project.run(
+        "scoring.py", "--clients", str(tmp_path / "none.csv"), "--out", str(out), check=False
+    )
+    assert missing.returncode == 2 and "none.csv does not exist" in missing.stderr
