@@ -37,6 +37,7 @@ from risk.files import atomic_write_text
 from risk.modelfiles import installed_version, read_reference
 from risk.predict import predict_frame
 from risk.schema import FEATURES, TARGET, DataFileError, check_schema, feature_arrays, read_data_file
+from risk.snapshot import DiagnosticsSnapshot
 from risk.store import RecordsStore
 
 log = logging.getLogger("diagnostics")
@@ -244,34 +245,34 @@ def _test_predictions(settings: Settings, deployed: DeployedModel) -> dict[str, 
     return {"rows": int(len(predictions)), "predicted_positive_rate": float(predictions.mean())}
 
 
-def run_diagnostics(settings: Settings, store: RecordsStore) -> dict[str, Any]:
-    """Run every diagnostic once; save the snapshot to ``diagnostics.json`` and the store; return it."""
+def run_diagnostics(settings: Settings, store: RecordsStore) -> DiagnosticsSnapshot:
+    """Run every diagnostic once; save the snapshot (risk/snapshot.py) to ``diagnostics.json`` and the store."""
     frame = read_final_data(settings)
     try:
         deployed: DeployedModel | None = load_deployed_model(settings)
     except UserFacingError as err:
         log.warning("diagnostics without a deployed model: %s", err)
         deployed = None
-    snapshot = {
-        "timestamp": utc_now(),
-        "model_version": deployed.version if deployed else None,
-        "model_sha256": deployed.sha256 if deployed else None,
-        "data_rows": int(len(frame)),
-        "summary_statistics": dataframe_summary(settings, frame),
-        "missing_data_percent": missing_data(settings, frame),
-        "execution_time_seconds": execution_time(settings),
-        "dependencies": outdated_packages_list(settings),
-        "test_predictions": _test_predictions(settings, deployed) if deployed else None,
-        "data_drift": store.latest_data_drift(),
-    }
-    atomic_write_text(settings.output_model_path / SNAPSHOT_NAME, json.dumps(snapshot, indent=2) + "\n")
+    snapshot = DiagnosticsSnapshot(
+        timestamp=utc_now(),
+        model_version=deployed.version if deployed else None,
+        model_sha256=deployed.sha256 if deployed else None,
+        data_rows=int(len(frame)),
+        summary_statistics=dataframe_summary(settings, frame),
+        missing_data_percent=missing_data(settings, frame),
+        execution_time_seconds=execution_time(settings),
+        dependencies=outdated_packages_list(settings),
+        test_predictions=_test_predictions(settings, deployed) if deployed else None,
+        data_drift=store.latest_data_drift(),
+    )
+    atomic_write_text(settings.output_model_path / SNAPSHOT_NAME, json.dumps(snapshot.as_json(), indent=2) + "\n")
     store.record_diagnostics(snapshot)
-    outdated = sum(row["status"] == "outdated" for row in snapshot["dependencies"])
+    outdated = snapshot.outdated_packages
     log.info(
         "diagnostics saved to %s: %d rows, timings %s, %d outdated package(s)",
         settings.output_model_path / SNAPSHOT_NAME,
         len(frame),
-        snapshot["execution_time_seconds"],
+        snapshot.execution_time_seconds,
         outdated,
     )
     return snapshot
@@ -308,7 +309,7 @@ def main() -> None:
             return 0
         with RecordsStore(settings.records_db_path) as store:
             snapshot = run_diagnostics(settings, store)
-        json.dump(snapshot, sys.stdout, indent=2)
+        json.dump(snapshot.as_json(), sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
 

@@ -25,6 +25,7 @@ from risk.clock import utc_now
 
 if TYPE_CHECKING:
     from risk.config import Settings
+    from risk.snapshot import DiagnosticsSnapshot
 
 BUSY_TIMEOUT_MS = 10_000
 LOOKUP_CHUNK = 300  # keys per bulk lookup query (3 x 300 parameters < SQLite's oldest limit of 999)
@@ -624,13 +625,14 @@ class RecordsStore:
 
     # --- diagnostics ---
 
-    def record_diagnostics(self, snapshot: dict[str, Any]) -> int:
+    def record_diagnostics(self, snapshot: DiagnosticsSnapshot) -> int:
+        """Record one diagnostics snapshot (risk/snapshot.py); readers get its JSON document back."""
         return self._insert(
             "diagnostics_runs",
             {
-                "run_at": snapshot["timestamp"],
-                "model_version": snapshot.get("model_version"),
-                "snapshot": json.dumps(snapshot),
+                "run_at": snapshot.timestamp,
+                "model_version": snapshot.model_version,
+                "snapshot": json.dumps(snapshot.as_json()),
             },
         )
 

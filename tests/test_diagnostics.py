@@ -24,6 +24,7 @@ from diagnostics import (
 from risk.deployed import load_deployed_model
 from risk.modelfiles import installed_version
 from risk.schema import FEATURES, DataFileError
+from risk.snapshot import DiagnosticsSnapshot
 from tests.support import Project
 
 
@@ -163,10 +164,10 @@ def test_a_diagnostics_run_is_saved_as_one_snapshot(deployed_project: Project) -
     practice = deployed_project.practice_config  # the config whose run deployed v0001 and ingested its data
     settings = deployed_project.settings(practice)
     with deployed_project.store(practice) as store:
-        snapshot = run_diagnostics(settings, store)
+        snapshot = run_diagnostics(settings, store).as_json()
         assert store.latest_diagnostics() == snapshot
     saved = json.loads((settings.output_model_path / "diagnostics.json").read_text())
-    assert saved == snapshot
+    assert saved == snapshot and DiagnosticsSnapshot.from_json(saved).as_json() == snapshot
     assert snapshot["model_version"] == "v0001" and snapshot["timestamp"].endswith("Z")
     assert snapshot["summary_statistics"]["lastmonth_activity"]["mean"] == pytest.approx(
         pd.read_csv(settings.output_folder_path / "finaldata.csv")["lastmonth_activity"].mean()

@@ -59,7 +59,7 @@ def test_a_bad_book_is_rejected_by_name_and_the_run_goes_on(deployed_project: Pr
         assert store.runs()[0]["outcome"] == "carried over"
 
 
-def test_scoring_ranks_any_file_of_clients_on_demand(deployed_project: Project, tmp_path) -> None:  # noqa: ANN001
+def test_scoring_ranks_any_file_of_clients_on_demand(deployed_project: Project, tmp_path) -> None:
     clients = tmp_path / "prospects.csv"
     clients.write_text(
         "corporation,lastmonth_activity,lastyear_activity,number_of_employees\nquiet,1,2,3\nbusy,900,9000,5000\n"
