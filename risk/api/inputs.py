@@ -38,7 +38,8 @@ from risk.schema import (
     parse_json_records,
 )
 
-PATH_KEYS = ("filepath", "file_path", "filename", "fname")
+# the keys course clients name a file with (query string, form field or JSON object)
+PATH_KEYS = ("filepath", "file_path", "file_location", "filename", "fname", "dataset_path")
 URL_PATTERN = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*://|file:)")
 JSON_START = (b"[", b"{")
 CSV_TYPES = ("text/csv", "application/csv", "text/x-csv")
@@ -132,6 +133,10 @@ def resolve_data_path(value: object, settings: Settings, key: str = "filepath") 
     path = Path(text)
     folders = data_folders(settings)
     candidates = [path] if path.is_absolute() else [settings.project_dir / path, *(f / path for f in folders)]
+    if path.is_absolute() and not _inside(path, folders):
+        # "/testdata/testdata.csv", as several course clients send it, meant from the project folder; the
+        # confinement below applies to it exactly as to any other path
+        candidates.append(settings.project_dir / path.relative_to(path.anchor))
     reached_inside = False
     for candidate in candidates:
         real = _real(candidate)
@@ -160,13 +165,14 @@ def resolve_data_path(value: object, settings: Settings, key: str = "filepath") 
     if not reached_inside:
         raise ApiError(
             403,
-            f"{key} {quoted(text)} is outside the data folders ({_folder_names(settings)}); "
-            "the API reads only files inside them",
+            f"{key} {quoted(text)} is outside the data folders ({_folder_names(settings)}); the API reads only "
+            "files inside them (to serve another folder, add it to api_data_folders in the config)",
         )
     raise ApiError(
         404,
-        f"{key} {quoted(text)}: no such file in the project folder or the data folders "
-        f"({_folder_names(settings)}); check the name, such as testdata/testdata.csv",
+        f"{key} {quoted(text)}: no such file inside the data folders ({_folder_names(settings)}); files outside "
+        "them, the project folder's own included, are never read: check the name (such as testdata/testdata.csv), "
+        "or add the file's folder to api_data_folders in the config",
     )
 
 
@@ -361,13 +367,25 @@ def _one_path(paths: list[tuple[str, object]]) -> tuple[str, object]:
     return paths[0]
 
 
+def _nothing_offered(request: Request) -> str:
+    """What to say of a request with neither a file path nor data: the keys it did send, and those accepted."""
+    keys = list(dict.fromkeys([*request.args, *request.form]))
+    if not keys:
+        return f"the request is empty: nothing to predict; {SHAPES_HINT}"
+    shown = ", ".join(quoted(key, 40) for key in keys[:5])
+    return (
+        f"the request names no file and carries no data: its keys are {shown}, and a file is named by one of "
+        f"{', '.join(PATH_KEYS)}; {SHAPES_HINT}"
+    )
+
+
 def prediction_input(request: Request, settings: Settings) -> PredictionInput:
     """The one input of a ``/prediction`` request, from the query string and the body, read and parsed."""
     body = _body_offer(request)
     paths = _path_values(request.args) + body.paths
     offered = len(body.data) + (1 if paths else 0)
     if offered == 0:
-        raise ApiError(400, f"the request is empty: nothing to predict; {SHAPES_HINT}")
+        raise ApiError(400, _nothing_offered(request))
     if offered > 1:
         raise ApiError(400, "the request carries both a file path and data; send one or the other")
     if body.data:
