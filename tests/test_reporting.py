@@ -19,7 +19,7 @@ from matplotlib.text import Text
 
 import reporting
 from reporting import confusion_on_test_data, plot_confusion_matrix
-from risk import plots
+from risk import pdfreport, plots
 from risk.deployed import load_deployed_model
 from risk.overview import build_overview, format_number, format_time, missing_values_line
 from risk.risklist import read_risklist
@@ -240,7 +240,7 @@ def test_every_plot_has_a_title_axis_labels_and_dates_on_time_axes(overview) -> 
 @pytest.mark.slow
 def test_no_text_overlaps_in_any_plot_or_report_page(overview) -> None:
     figures = dashboard_figures(overview)
-    for number, build in enumerate(reporting.report_pages(overview), start=1):
+    for number, build in enumerate(pdfreport.report_pages(overview), start=1):
         built = build()
         for index, figure in enumerate(built if isinstance(built, list) else [built]):
             figures[f"report page {number}.{index}"] = figure
@@ -311,15 +311,15 @@ def test_nothing_in_the_pdf_is_cut_off(report_with_lists: Project) -> None:
 
 def test_wrapping_keeps_every_character_within_the_width() -> None:
     text = "a fairly long sentence with a verylongwordthatcannotfitonanylineatall in the middle of it"
-    lines = reporting.wrap_to_width(text, 60, 8)
+    lines = pdfreport.wrap_to_width(text, 60, 8)
     assert len(lines) > 3 and "".join(lines).replace(" ", "") == text.replace(" ", "")
-    assert all(reporting._text_width(line, 8) <= 60 for line in lines)
-    assert reporting.wrap_to_width(None, 60, 8) == ["-"]
+    assert all(pdfreport._text_width(line, 8) <= 60 for line in lines)
+    assert pdfreport.wrap_to_width(None, 60, 8) == ["-"]
 
 
 @pytest.mark.slow
 def test_table_cells_hold_their_text(overview) -> None:
-    for number, build in enumerate(reporting.report_pages(overview), start=1):
+    for number, build in enumerate(pdfreport.report_pages(overview), start=1):
         built = build()
         for figure in built if isinstance(built, list) else [built]:
             renderer = FigureCanvasAgg(figure).get_renderer()
