@@ -1,9 +1,17 @@
 """Serving the model: ``/prediction`` (class and attrition probability per row, for every client shape, see
-risk/api/inputs.py) and ``/scoring`` (the deployed version's F1 on the test data, as recorded when deployed)."""
+risk/api/inputs.py) and ``/scoring`` (the deployed version's F1 on the test data, as recorded when deployed).
+
+Fast where it counts, with the same checks and answers: a few plain JSON records (risk.schema.plain_records) are
+served without a frame, and the project's own model (imputer + logistic regression) is computed from its fitted
+numbers (risk.predict.linear_parts) rather than through sklearn's per-call validation; anything else takes the
+general path (check_schema on a frame, the model's own predict_proba). The answer is written as JSON text a
+column at a time, not as a dict per row handed to Flask's JSON encoder.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -15,26 +23,31 @@ from risk.api.inputs import PredictionInput, prediction_input
 from risk.api.records import scored_at
 from risk.api.state import api_state
 from risk.deployed import DeployedModel
-from risk.predict import predict_frame
-from risk.schema import FEATURES, ID_COLUMN, DataFileError, check_schema
+from risk.predict import linear_parts, linear_predictions, predict_frame
+from risk.schema import FEATURES, ID_COLUMN, DataFileError, check_schema, plain_records
 
 blueprint = Blueprint("serving", __name__)
 
 STREAM_ROWS = 10_000  # answers with more rows are streamed, this many rows at a time
+# JSON bodies of at most this many records are checked without a frame when they are plain (risk.schema): below
+# it plain Python beats building a frame (a frame costs about a millisecond whatever its size; checking a record
+# in Python some microseconds); above it pandas' column-at-a-time checks win.
+PLAIN_RECORDS_MAX = 200
+JSON_SEPARATORS = (",", ":")  # what Flask's JSON provider writes outside debug mode
 
 
 def checked_rows(data: PredictionInput) -> pd.DataFrame:
     """The rows schema-checked (``exited`` and ``corporation`` optional); ApiError 400 naming the problem."""
     try:
-        return check_schema(data.frame, require_target=False, require_id=False)
+        return check_schema(data.raw_frame(), require_target=False, require_id=False)
     except DataFileError as err:
         raise ApiError(400, f"{data.subject} {err}") from None
 
 
 class Predictions(NamedTuple):
-    """The model's answer for each row of a request, as columns (rows are built a block at a time)."""
+    """The model's answer for each row of a request, as columns (the JSON rows are written a block at a time)."""
 
-    ids: pd.Series | None  # ``corporation``, when sent
+    ids: list[str | None] | None  # ``corporation``, when sent (None where empty)
     classes: np.ndarray
     probabilities: np.ndarray
     missing: np.ndarray  # rows x features: which features were empty (filled by the model's imputer)
@@ -42,53 +55,117 @@ class Predictions(NamedTuple):
     def __len__(self) -> int:
         return len(self.classes)
 
-    def rows(self, start: int = 0, stop: int | None = None) -> list[dict[str, Any]]:
-        """Per row from ``start`` to ``stop``: ``corporation`` (when sent), the predicted class, the attrition
-        probability and, for a row that lacked features, which ones under ``imputed``."""
+    def rows_json(self, start: int = 0, stop: int | None = None, ensure_ascii: bool = True) -> str:
+        """Rows ``start`` to ``stop`` as compact JSON objects separated by commas, exactly as ``json.dumps`` writes
+        them: ``corporation`` (when sent), the predicted class, the attrition probability and, for a row that
+        lacked features, which ones under ``imputed``. Written a column at a time (each column's values encoded by
+        the json module's C functions, then interleaved), never a dict per row."""
         stop = len(self) if stop is None else min(stop, len(self))
-        columns: dict[str, list[Any]] = {}
+        count = stop - start
+        if count <= 0:
+            return ""
+        pieces: list[str | list[str]] = []
         if self.ids is not None:
-            ids = self.ids.iloc[start:stop]
-            columns[ID_COLUMN] = ids.astype(object).where(ids.notna(), None).tolist()
-        columns["prediction"] = self.classes[start:stop].tolist()
-        columns["probability"] = self.probabilities[start:stop].tolist()
-        rows = [dict(zip(columns, values)) for values in zip(*columns.values())]
-        missing = self.missing[start:stop]
-        for position in np.flatnonzero(missing.any(axis=1)):
-            rows[position]["imputed"] = [FEATURES[i] for i in np.flatnonzero(missing[position])]
-        return rows
+            encode = json.encoder.encode_basestring_ascii if ensure_ascii else json.encoder.encode_basestring
+            pieces += [',{"corporation":', _text_tokens(self.ids[start:stop], encode), ',"prediction":']
+        else:
+            pieces.append(',{"prediction":')
+        pieces += [
+            list(map(int.__repr__, self.classes[start:stop].tolist())),
+            ',"probability":',
+            _float_tokens(self.probabilities[start:stop]),
+            _imputed_tails(self.missing[start:stop]),
+        ]
+        width = len(pieces)
+        parts: list[str] = [""] * (count * width)
+        for offset, piece in enumerate(pieces):
+            parts[offset::width] = [piece] * count if isinstance(piece, str) else piece
+        parts[0] = parts[0][1:]  # no comma before the first row
+        return "".join(parts)
+
+
+def _text_tokens(values: list[str | None], encode: Callable[[str], str]) -> list[str]:
+    """Each text value as a JSON string (``null`` for None)."""
+    if None not in values:
+        return list(map(encode, values))
+    cells = np.array(values, dtype=object)
+    present = cells != None  # noqa: E711 - elementwise comparison, not an identity test
+    tokens = np.full(len(cells), "null", dtype=object)
+    tokens[present] = list(map(encode, cells[present].tolist()))
+    return tokens.tolist()
+
+
+def _float_tokens(values: np.ndarray) -> list[str]:
+    """Each float as ``json.dumps`` writes it (repr; NaN and infinities as the json module spells them)."""
+    if np.isfinite(values).all():
+        return list(map(float.__repr__, values.tolist()))
+    return [json.dumps(value) for value in values.tolist()]
+
+
+def _imputed_tail(mask: int) -> str:
+    """The end of a row object: ``}``, or the ``imputed`` list of the features whose bit is set in ``mask``."""
+    names = [name for bit, name in enumerate(FEATURES) if mask >> bit & 1]
+    return ',"imputed":' + json.dumps(names, separators=JSON_SEPARATORS) + "}" if names else "}"
+
+
+IMPUTED_TAILS = np.array([_imputed_tail(mask) for mask in range(1 << len(FEATURES))], dtype=object)
+FEATURE_BITS = 1 << np.arange(len(FEATURES))
+
+
+def _imputed_tails(missing: np.ndarray) -> list[str]:
+    """The end of each row object, by which of its features were empty."""
+    if not missing.any():
+        return ["}"] * len(missing)
+    return IMPUTED_TAILS[missing.astype("int64") @ FEATURE_BITS].tolist()
 
 
 def predict(data: PredictionInput, deployed: DeployedModel) -> Predictions:
     """Schema-check the rows and run them through the model once (an empty feature is filled in by the model's
     own imputer, the training median)."""
+    parts = linear_parts(deployed.model)
+    records = data.records
+    if parts is not None and records is not None and len(records) <= PLAIN_RECORDS_MAX:
+        plain = plain_records(records)
+        if plain is not None:
+            classes, probabilities = linear_predictions(plain.features, parts)
+            return Predictions(plain.ids, classes, probabilities, np.isnan(plain.features))
     clean = checked_rows(data)
-    result = predict_frame(clean, deployed.model)
-    return Predictions(
-        ids=clean[ID_COLUMN] if ID_COLUMN in clean.columns else None,
-        classes=result["prediction"].to_numpy(),
-        probabilities=result["probability"].to_numpy(),
-        missing=clean[list(FEATURES)].isna().to_numpy(),
-    )
+    if ID_COLUMN in clean.columns:
+        column = clean[ID_COLUMN]
+        ids = column.astype(object).where(column.notna(), None).tolist()
+    else:
+        ids = None
+    if parts is None:  # another kind of model: its own predict_proba, on the frame as checked
+        result = predict_frame(clean, deployed.model)
+        missing = clean[list(FEATURES)].isna().to_numpy()
+        return Predictions(ids, result["prediction"].to_numpy(), result["probability"].to_numpy(), missing)
+    features = clean[list(FEATURES)].to_numpy(dtype="float64", na_value=np.nan)
+    classes, probabilities = linear_predictions(features, parts)
+    return Predictions(ids, classes, probabilities, np.isnan(features))
 
 
 def prediction_response(head: dict[str, Any], predictions: Predictions) -> Response:
-    """``head`` and ``"predictions": [...]`` as one JSON object. A large answer is streamed a block of rows at a
-    time: one big request holds its columns and one block of row objects, not every row object and the whole
-    text at once (a 10 MiB upload held 230 MB that way; several at once took gigabytes)."""
+    """``head`` and ``"predictions": [...]`` as one compact JSON object, the text written here (Flask's JSON
+    provider would encode a dict per row). A large answer is streamed a block of rows at a time: one big request
+    holds its columns and one block of text, not the whole text at once (a 10 MiB upload held 230 MB that way;
+    several at once took gigabytes)."""
+    provider = current_app.json
+    ensure_ascii = getattr(provider, "ensure_ascii", True)
+    opening = provider.dumps(head, separators=JSON_SEPARATORS)[:-1] + ',"predictions":['
+    closing = "]}\n"
+    response_class = current_app.response_class
     if len(predictions) <= STREAM_ROWS:
-        return jsonify({**head, "predictions": predictions.rows()})
-    dumps = current_app.json.dumps
+        body = opening + predictions.rows_json(ensure_ascii=ensure_ascii) + closing
+        return response_class(body.encode(), mimetype="application/json")
 
-    def text() -> Iterator[str]:
-        yield dumps(head, separators=(",", ":"))[:-1] + ',"predictions":['
+    def text() -> Iterator[bytes]:
+        yield opening.encode()
         for start in range(0, len(predictions), STREAM_ROWS):
-            yield ("," if start else "") + dumps(predictions.rows(start, start + STREAM_ROWS), separators=(",", ":"))[
-                1:-1
-            ]
-        yield "]}\n"
+            block = predictions.rows_json(start, start + STREAM_ROWS, ensure_ascii)
+            yield (("," if start else "") + block).encode()
+        yield closing.encode()
 
-    return Response(text(), mimetype="application/json")
+    return response_class(text(), mimetype="application/json")
 
 
 @blueprint.route("/prediction", methods=["GET", "POST"])
