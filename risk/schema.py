@@ -63,6 +63,8 @@ def _numeric_column(frame: pd.DataFrame, column: str) -> pd.Series:
     values = frame[column]
     if pd.api.types.is_bool_dtype(values):
         raise DataFileError(f"has true/false values in column {column!r}; {column} must be a number")
+    if isinstance(values.dtype, np.dtype) and values.dtype.kind in "iu":
+        return values  # numpy integers are never empty nor infinite: nothing to check
     if pd.api.types.is_numeric_dtype(values):
         numbers = values
     elif values.dtype == object:  # JSON values: numbers, strings, null, and whatever else a client sent

@@ -5,19 +5,20 @@ Fast where it counts, with the same checks and answers: a few plain JSON records
 served without a frame, and the project's own model (imputer + logistic regression) is computed from its fitted
 numbers (risk.predict.linear_parts) rather than through sklearn's per-call validation; anything else takes the
 general path (check_schema on a frame, the model's own predict_proba). The answer is written as JSON text a
-column at a time, not as a dict per row handed to Flask's JSON encoder.
+column at a time (risk/api/answer.py), not as a dict per row handed to Flask's JSON encoder.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from risk.api.answer import JSON_SEPARATORS, Predictions
 from risk.api.errors import ApiError
 from risk.api.inputs import PredictionInput, prediction_input
 from risk.api.records import scored_at
@@ -33,7 +34,6 @@ STREAM_ROWS = 10_000  # answers with more rows are streamed, this many rows at a
 # it plain Python beats building a frame (a frame costs about a millisecond whatever its size; checking a record
 # in Python some microseconds); above it pandas' column-at-a-time checks win.
 PLAIN_RECORDS_MAX = 200
-JSON_SEPARATORS = (",", ":")  # what Flask's JSON provider writes outside debug mode
 
 
 def checked_rows(data: PredictionInput) -> pd.DataFrame:
@@ -44,81 +44,6 @@ def checked_rows(data: PredictionInput) -> pd.DataFrame:
         raise ApiError(400, f"{data.subject} {err}") from None
 
 
-class Predictions(NamedTuple):
-    """The model's answer for each row of a request, as columns (the JSON rows are written a block at a time)."""
-
-    ids: list[str | None] | None  # ``corporation``, when sent (None where empty)
-    classes: np.ndarray
-    probabilities: np.ndarray
-    missing: np.ndarray  # rows x features: which features were empty (filled by the model's imputer)
-
-    def __len__(self) -> int:
-        return len(self.classes)
-
-    def rows_json(self, start: int = 0, stop: int | None = None, ensure_ascii: bool = True) -> str:
-        """Rows ``start`` to ``stop`` as compact JSON objects separated by commas, exactly as ``json.dumps`` writes
-        them: ``corporation`` (when sent), the predicted class, the attrition probability and, for a row that
-        lacked features, which ones under ``imputed``. Written a column at a time (each column's values encoded by
-        the json module's C functions, then interleaved), never a dict per row."""
-        stop = len(self) if stop is None else min(stop, len(self))
-        count = stop - start
-        if count <= 0:
-            return ""
-        pieces: list[str | list[str]] = []
-        if self.ids is not None:
-            encode = json.encoder.encode_basestring_ascii if ensure_ascii else json.encoder.encode_basestring
-            pieces += [',{"corporation":', _text_tokens(self.ids[start:stop], encode), ',"prediction":']
-        else:
-            pieces.append(',{"prediction":')
-        pieces += [
-            list(map(int.__repr__, self.classes[start:stop].tolist())),
-            ',"probability":',
-            _float_tokens(self.probabilities[start:stop]),
-            _imputed_tails(self.missing[start:stop]),
-        ]
-        width = len(pieces)
-        parts: list[str] = [""] * (count * width)
-        for offset, piece in enumerate(pieces):
-            parts[offset::width] = [piece] * count if isinstance(piece, str) else piece
-        parts[0] = parts[0][1:]  # no comma before the first row
-        return "".join(parts)
-
-
-def _text_tokens(values: list[str | None], encode: Callable[[str], str]) -> list[str]:
-    """Each text value as a JSON string (``null`` for None)."""
-    if None not in values:
-        return list(map(encode, values))
-    cells = np.array(values, dtype=object)
-    present = cells != None  # noqa: E711 - elementwise comparison, not an identity test
-    tokens = np.full(len(cells), "null", dtype=object)
-    tokens[present] = list(map(encode, cells[present].tolist()))
-    return tokens.tolist()
-
-
-def _float_tokens(values: np.ndarray) -> list[str]:
-    """Each float as ``json.dumps`` writes it (repr; NaN and infinities as the json module spells them)."""
-    if np.isfinite(values).all():
-        return list(map(float.__repr__, values.tolist()))
-    return [json.dumps(value) for value in values.tolist()]
-
-
-def _imputed_tail(mask: int) -> str:
-    """The end of a row object: ``}``, or the ``imputed`` list of the features whose bit is set in ``mask``."""
-    names = [name for bit, name in enumerate(FEATURES) if mask >> bit & 1]
-    return ',"imputed":' + json.dumps(names, separators=JSON_SEPARATORS) + "}" if names else "}"
-
-
-IMPUTED_TAILS = np.array([_imputed_tail(mask) for mask in range(1 << len(FEATURES))], dtype=object)
-FEATURE_BITS = 1 << np.arange(len(FEATURES))
-
-
-def _imputed_tails(missing: np.ndarray) -> list[str]:
-    """The end of each row object, by which of its features were empty."""
-    if not missing.any():
-        return ["}"] * len(missing)
-    return IMPUTED_TAILS[missing.astype("int64") @ FEATURE_BITS].tolist()
-
-
 def predict(data: PredictionInput, deployed: DeployedModel) -> Predictions:
     """Schema-check the rows and run them through the model once (an empty feature is filled in by the model's
     own imputer, the training median)."""
@@ -127,14 +52,11 @@ def predict(data: PredictionInput, deployed: DeployedModel) -> Predictions:
     if parts is not None and records is not None and len(records) <= PLAIN_RECORDS_MAX:
         plain = plain_records(records)
         if plain is not None:
+            ids = None if plain.ids is None else pa.array(plain.ids, type=pa.string())
             classes, probabilities = linear_predictions(plain.features, parts)
-            return Predictions(plain.ids, classes, probabilities, np.isnan(plain.features))
+            return Predictions(ids, classes, probabilities, np.isnan(plain.features))
     clean = checked_rows(data)
-    if ID_COLUMN in clean.columns:
-        column = clean[ID_COLUMN]
-        ids = column.astype(object).where(column.notna(), None).tolist()
-    else:
-        ids = None
+    ids = pa.array(clean[ID_COLUMN]) if ID_COLUMN in clean.columns else None
     if parts is None:  # another kind of model: its own predict_proba, on the frame as checked
         result = predict_frame(clean, deployed.model)
         missing = clean[list(FEATURES)].isna().to_numpy()
@@ -151,19 +73,18 @@ def prediction_response(head: dict[str, Any], predictions: Predictions) -> Respo
     several at once took gigabytes)."""
     provider = current_app.json
     ensure_ascii = getattr(provider, "ensure_ascii", True)
-    opening = provider.dumps(head, separators=JSON_SEPARATORS)[:-1] + ',"predictions":['
-    closing = "]}\n"
+    opening = (provider.dumps(head, separators=JSON_SEPARATORS)[:-1] + ',"predictions":[').encode()
+    closing = b"]}\n"
     response_class = current_app.response_class
     if len(predictions) <= STREAM_ROWS:
-        body = opening + predictions.rows_json(ensure_ascii=ensure_ascii) + closing
-        return response_class(body.encode(), mimetype="application/json")
+        body = b"".join((opening, predictions.rows_json(ensure_ascii=ensure_ascii), closing))
+        return response_class(body, mimetype="application/json")
 
     def text() -> Iterator[bytes]:
-        yield opening.encode()
+        yield opening
         for start in range(0, len(predictions), STREAM_ROWS):
-            block = predictions.rows_json(start, start + STREAM_ROWS, ensure_ascii)
-            yield (("," if start else "") + block).encode()
-        yield closing.encode()
+            yield (b"," if start else b"") + predictions.rows_json(start, start + STREAM_ROWS, ensure_ascii)
+        yield closing
 
     return response_class(text(), mimetype="application/json")
 
