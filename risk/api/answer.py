@@ -99,9 +99,19 @@ def json_float(value: float) -> str:
 
 def _int_tokens(values: np.ndarray) -> list[str]:
     """Each integer as JSON (the few distinct classes spelt once each)."""
-    distinct, positions = np.unique(values, return_inverse=True)
-    spelt = np.array([repr(int(value)) for value in distinct.tolist()], dtype=object)
-    return spelt[positions.reshape(-1)].tolist()
+    distinct, positions = _distinct(values)
+    spelt = np.array([repr(value) for value in distinct], dtype=object)
+    return spelt[positions].tolist()
+
+
+def _distinct(classes: np.ndarray) -> tuple[list[int], np.ndarray]:
+    """The distinct classes and, per row, the position of its class among them (without sorting the rows when the
+    classes lie close together, as 0 and 1 do)."""
+    if len(classes) and classes.max() - classes.min() < 16:
+        low = int(classes.min())
+        return list(range(low, int(classes.max()) + 1)), classes - low
+    distinct, positions = np.unique(classes, return_inverse=True)
+    return [int(value) for value in distinct.tolist()], positions.reshape(-1)
 
 
 def _imputed_tail(mask: int) -> str:
@@ -121,9 +131,6 @@ def _missing_codes(missing: np.ndarray) -> np.ndarray:
 
 # --- long answers: pyarrow's kernels, spelt as the json module spells ---
 
-# Text that json.dumps writes as it is, between quotes: printable ASCII but " and \ (ensure_ascii), or anything but
-# control characters, " and \ (without it). Anything else is left to the json module's encoder.
-PLAIN_TEXT = {True: r"^[ !#-\[\]-~]*$", False: r'^[^\x00-\x1f"\\]*$'}
 # pyarrow spells floats with the same shortest digits as Python's repr (checked on millions in the tests), and
 # alike in [1e-4, 1) and below 1e-9; for the rest of [0, 1], by range of the value: (start, end, how repr spells it).
 _ARROW_RESPELLINGS: tuple[tuple[float, float, Callable[[pa.Array], pa.Array]], ...] = (
@@ -146,26 +153,48 @@ ARROW_TAILS = pa.array(IMPUTED_TAILS.tolist(), type=pa.string())
 
 def _arrow_rows(predictions: Predictions, rows: slice, ensure_ascii: bool) -> bytes:
     count = rows.stop - rows.start
-    ids = None
+    columns: list[Column] = []
     if predictions.ids is not None:
-        ids = _arrow_text_tokens(predictions.ids.slice(rows.start, count), ensure_ascii)
-    columns = _row_columns(
-        ids,
-        pc.cast(pa.array(predictions.classes[rows]), pa.string()),
+        columns += ['{"corporation":', _arrow_text_tokens(predictions.ids.slice(rows.start, count), ensure_ascii)]
+    columns += [
+        _arrow_class_pieces(predictions.classes[rows], "," if columns else "{"),
         arrow_float_tokens(predictions.probabilities[rows]),
-    )
-    columns.append(pc.take(ARROW_TAILS, pa.array(_missing_codes(predictions.missing[rows]))))
+        pc.take(ARROW_TAILS, pa.array(_missing_codes(predictions.missing[rows]))),
+    ]
     each_row = pc.binary_join_element_wise(*columns, "")
     whole = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, count], type=pa.int32()), each_row), ",")
     return whole.cast(pa.binary())[0].as_py()
 
 
+def _arrow_class_pieces(classes: np.ndarray, opening: str) -> pa.Array:
+    """Per row, the piece from ``"prediction"`` to the probability's value: ``,"prediction":1,"probability":``
+    (each distinct class spelt once; ``opening`` is "{" when no corporation comes first)."""
+    distinct, positions = _distinct(classes)
+    pieces = [f'{opening}"prediction":{value!r},"probability":' for value in distinct]
+    return pa.array(pieces, type=pa.string()).take(pa.array(positions))
+
+
 def _arrow_text_tokens(values: pa.Array, ensure_ascii: bool) -> pa.Array:
     """Each text value as a JSON string (``null`` where missing)."""
     values = values.cast(pa.string())
-    if pc.all(pc.match_substring_regex(values, PLAIN_TEXT[ensure_ascii])).as_py() is not False:
+    if _plain_text(values, ensure_ascii):
         return pc.binary_join_element_wise('"', values, '"', "").fill_null("null")
     return pa.array(_text_tokens(values.to_pylist(), _string_encoder(ensure_ascii)), type=pa.string())
+
+
+def _plain_text(values: pa.Array, ensure_ascii: bool) -> bool:
+    """Whether json.dumps writes every value as it is, between quotes: no control character, quote or backslash,
+    and with ``ensure_ascii`` nothing beyond ASCII (DEL included). Checked on the UTF-8 bytes at once."""
+    filled = values.fill_null("")
+    _, offsets, data = filled.buffers()
+    if data is None:
+        return True
+    bounds = np.frombuffer(offsets, dtype=np.int32, count=len(filled) + 1, offset=filled.offset * 4)
+    text = np.frombuffer(data, dtype=np.uint8)[bounds[0] : bounds[-1]]
+    plain = (text >= 0x20) & (text != ord('"')) & (text != ord("\\"))
+    if ensure_ascii:
+        plain &= text < 0x7F
+    return bool(plain.all())
 
 
 def arrow_float_tokens(values: np.ndarray) -> pa.Array:

@@ -61,7 +61,7 @@ def predict(data: PredictionInput, deployed: DeployedModel) -> Predictions:
         result = predict_frame(clean, deployed.model)
         missing = clean[list(FEATURES)].isna().to_numpy()
         return Predictions(ids, result["prediction"].to_numpy(), result["probability"].to_numpy(), missing)
-    features = clean[list(FEATURES)].to_numpy(dtype="float64", na_value=np.nan)
+    features = np.column_stack([clean[name].to_numpy(dtype="float64", na_value=np.nan) for name in FEATURES])
     classes, probabilities = linear_predictions(features, parts)
     return Predictions(ids, classes, probabilities, np.isnan(features))
 
