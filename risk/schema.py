@@ -11,6 +11,7 @@ import io
 import json
 import re
 import warnings
+from itertools import repeat
 from pathlib import Path
 from typing import NamedTuple
 
@@ -326,17 +327,12 @@ def plain_records(records: list[dict[str, object]]) -> PlainRecords | None:
     else (a problem to report, or a value whose meaning depends on pandas' dtype inference, such as a string of
     digits) the caller checks a frame with check_schema: one set of rules and messages, never a second copy.
     """
-    columns: set[object] = set()
-    for record in records:
-        columns.update(record)
+    columns = set().union(*records)
     if not columns.issuperset(FEATURES) or not columns.issubset(COLUMNS):
         return None
-    features = []
-    for name in FEATURES:
-        values = [record.get(name) for record in records]
-        if not _NUMBER_TYPES.issuperset(map(type, values)):
-            return None
-        features.append(values)
+    features = [_record_values(records, name) for name in FEATURES]
+    if not all(_NUMBER_TYPES.issuperset(map(type, values)) for values in features):
+        return None
     try:
         matrix = np.array(features, dtype="float64").T  # None becomes NaN
     except OverflowError:  # an integer beyond the float range: check_schema names it
@@ -344,20 +340,24 @@ def plain_records(records: list[dict[str, object]]) -> PlainRecords | None:
     if np.isinf(matrix).any():
         return None
     if TARGET in columns:
-        targets = [record.get(TARGET) for record in records]
+        targets = _record_values(records, TARGET)
         if not _NUMBER_TYPES.issuperset(map(type, targets)) or not _TARGET_VALUES.issuperset(targets):
             return None
-    ids = None
-    if ID_COLUMN in columns:
-        ids = [record.get(ID_COLUMN) for record in records]
-        if not _ID_TYPES.issuperset(map(type, ids)) or not all(map(_encodable, ids)):
+    ids = _record_values(records, ID_COLUMN) if ID_COLUMN in columns else None
+    if ids is not None:
+        if not _ID_TYPES.issuperset(map(type, ids)) or not _encodable("".join(filter(None, ids))):
             return None
-        ids = [None if value is None else value.strip() for value in ids]
+        ids = list(map(str.strip, ids)) if None not in ids else [v if v is None else v.strip() for v in ids]
     return PlainRecords(ids=ids, features=matrix)
 
 
+def _record_values(records: list[dict[str, object]], name: str) -> list[object]:
+    """The value of ``name`` in each record (None where absent), without a Python loop per record."""
+    return list(map(dict.get, records, repeat(name)))
+
+
 def _encodable(value: str | None) -> bool:
-    """Whether a cell's text can be written as UTF-8 (JSON may carry a lone surrogate such as \\ud800)."""
+    """Whether text can be written as UTF-8 (JSON may carry a lone surrogate such as \\ud800)."""
     if value is None or value.isascii():
         return True
     try:

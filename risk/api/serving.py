@@ -1,11 +1,13 @@
 """Serving the model: ``/prediction`` (class and attrition probability per row, for every client shape, see
 risk/api/inputs.py) and ``/scoring`` (the deployed version's F1 on the test data, as recorded when deployed).
 
-Fast where it counts, with the same checks and answers: a few plain JSON records (risk.schema.plain_records) are
-served without a frame, and the project's own model (imputer + logistic regression) is computed from its fitted
-numbers (risk.predict.linear_parts) rather than through sklearn's per-call validation; anything else takes the
-general path (check_schema on a frame, the model's own predict_proba). The answer is written as JSON text a
-column at a time (risk/api/answer.py), not as a dict per row handed to Flask's JSON encoder.
+Fast where it counts, with the same checks and answers. For the project's own model (imputer + logistic
+regression) the probabilities come from its fitted numbers (risk.predict.linear_parts), as predict_proba computes
+them but without sklearn's per-call validation; JSON records that are plain (risk.schema.plain_records: what
+check_schema would take as they are) then skip the frame too: a single row costs little more than ``/health``.
+Anything else takes the general path: check_schema on a frame (which names any problem), and for another kind
+of model its own predict_proba. The answer is written as JSON text a column at a time (risk/api/answer.py), not
+as a dict per row handed to Flask's JSON encoder.
 """
 
 from __future__ import annotations
@@ -23,17 +25,12 @@ from risk.api.errors import ApiError
 from risk.api.inputs import PredictionInput, prediction_input
 from risk.api.records import scored_at
 from risk.api.state import api_state
-from risk.deployed import DeployedModel
 from risk.predict import linear_parts, linear_predictions, predict_frame
 from risk.schema import FEATURES, ID_COLUMN, DataFileError, check_schema, plain_records
 
 blueprint = Blueprint("serving", __name__)
 
 STREAM_ROWS = 10_000  # answers with more rows are streamed, this many rows at a time
-# JSON bodies of at most this many records are checked without a frame when they are plain (risk.schema): below
-# it plain Python beats building a frame (a frame costs about a millisecond whatever its size; checking a record
-# in Python some microseconds); above it pandas' column-at-a-time checks win.
-PLAIN_RECORDS_MAX = 200
 
 
 def checked_rows(data: PredictionInput) -> pd.DataFrame:
@@ -44,12 +41,12 @@ def checked_rows(data: PredictionInput) -> pd.DataFrame:
         raise ApiError(400, f"{data.subject} {err}") from None
 
 
-def predict(data: PredictionInput, deployed: DeployedModel) -> Predictions:
+def predict(data: PredictionInput, model: Any) -> Predictions:
     """Schema-check the rows and run them through the model once (an empty feature is filled in by the model's
     own imputer, the training median)."""
-    parts = linear_parts(deployed.model)
+    parts = linear_parts(model)
     records = data.records
-    if parts is not None and records is not None and len(records) <= PLAIN_RECORDS_MAX:
+    if parts is not None and records is not None:
         plain = plain_records(records)
         if plain is not None:
             ids = None if plain.ids is None else pa.array(plain.ids, type=pa.string())
@@ -58,7 +55,7 @@ def predict(data: PredictionInput, deployed: DeployedModel) -> Predictions:
     clean = checked_rows(data)
     ids = pa.array(clean[ID_COLUMN]) if ID_COLUMN in clean.columns else None
     if parts is None:  # another kind of model: its own predict_proba, on the frame as checked
-        result = predict_frame(clean, deployed.model)
+        result = predict_frame(clean, model)
         missing = clean[list(FEATURES)].isna().to_numpy()
         return Predictions(ids, result["prediction"].to_numpy(), result["probability"].to_numpy(), missing)
     features = np.column_stack([clean[name].to_numpy(dtype="float64", na_value=np.nan) for name in FEATURES])
@@ -94,7 +91,7 @@ def prediction() -> Response:
     state = api_state()
     data = prediction_input(request, state.settings)
     deployed = state.models.current()
-    predictions = predict(data, deployed)
+    predictions = predict(data, deployed.model)
     state.metrics.predictions.labels(deployed.version).inc(len(predictions))
     head = {"model_version": deployed.version, "source": data.subject, "rows": len(predictions)}
     return prediction_response(head, predictions)
