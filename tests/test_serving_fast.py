@@ -349,24 +349,36 @@ def reference_rows(ids: list[str | None] | None, classes: list[int], values: lis
 
 
 @FUZZ
-@given(data=st.data())
-def test_both_writers_write_what_json_dumps_writes(data: st.DataObject) -> None:
-    count = data.draw(st.integers(1, 3 * ARROW_ROWS_MIN))
-    ids = data.draw(st.none() | st.lists(texts, min_size=count, max_size=count))
-    labels = data.draw(st.lists(st.sampled_from([0, 1]), min_size=count, max_size=count) | st.just([7, -3] * count))
-    values = data.draw(st.lists(probabilities, min_size=count, max_size=count))
-    missing = np.array(data.draw(st.lists(st.tuples(*[st.booleans()] * len(FEATURES)), min_size=count, max_size=count)))
-    start = data.draw(st.integers(0, count - 1))
-    stop = data.draw(st.integers(start + 1, count + 3))
-    ensure_ascii = data.draw(st.booleans())
-    text_type = data.draw(st.sampled_from([pa.string(), pa.large_string()]))
-    predictions = Predictions(
-        None if ids is None else pa.array(ids, type=text_type),
-        np.array(labels[:count], dtype="int64"),
-        np.array(values, dtype="float64"),
-        missing,
-    )
-    rows = reference_rows(ids, labels[:count], values, missing)[start:stop]
+@given(
+    count=st.integers(1, 40) | st.integers(ARROW_ROWS_MIN - 2, ARROW_ROWS_MIN + 60),  # both writers
+    seed=st.integers(0, 2**32 - 1),
+    id_pool=st.none() | st.lists(texts, min_size=1, max_size=8),
+    value_pool=st.lists(probabilities, min_size=1, max_size=8),
+    spread_classes=st.booleans(),
+    ensure_ascii=st.booleans(),
+    text_type=st.sampled_from([pa.string(), pa.large_string()]),
+    bounds=st.tuples(st.floats(0, 1), st.floats(0, 1)),
+)
+def test_both_writers_write_what_json_dumps_writes(
+    count: int,
+    seed: int,
+    id_pool: list[str | None] | None,
+    value_pool: list[float],
+    spread_classes: bool,
+    ensure_ascii: bool,
+    text_type: pa.DataType,
+    bounds: tuple[float, float],
+) -> None:
+    """Columns drawn from small pools of odd values (and plain random probabilities), a slice of their rows."""
+    rng = np.random.default_rng(seed)
+    ids = None if id_pool is None else [id_pool[i] for i in rng.integers(0, len(id_pool), count)]
+    labels = rng.integers(-3, 40, count) if spread_classes else rng.integers(0, 2, count)
+    values = np.where(rng.uniform(size=count) < 0.5, rng.uniform(size=count), rng.choice(value_pool, count))
+    missing = rng.uniform(size=(count, len(FEATURES))) < 0.2
+    start = int(min(bounds) * (count - 1))
+    stop = start + 1 + int(max(bounds) * count)  # may run past the end, as the streamed blocks' last one does
+    predictions = Predictions(None if ids is None else pa.array(ids, type=text_type), labels, values, missing)
+    rows = reference_rows(ids, labels.tolist(), values.tolist(), missing)[start:stop]
     expected = json.dumps(rows, separators=(",", ":"), ensure_ascii=ensure_ascii)[1:-1].encode()
     assert predictions.rows_json(start, stop, ensure_ascii) == expected
 

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 
 from risk.schema import FEATURES
 
-ARROW_ROWS_MIN = 64  # from this many rows on, pyarrow spells the columns (below, its per-call cost dominates)
+ARROW_ROWS_MIN = 400  # from this many rows on, pyarrow spells the columns (below, its per-call cost dominates)
 JSON_SEPARATORS = (",", ":")  # what Flask's JSON provider writes outside debug mode
 
 Column: TypeAlias = "str | list[str] | pa.Array"  # a constant piece of every row, or one token per row
