@@ -53,6 +53,7 @@ from tests.support import REPO, Project, in_process
 
 FUZZ = hypothesis_settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 SUBJECT = "the request body"
+JSON_TYPE = {"Content-Type": "application/json"}
 ONE_ROW = {"lastmonth_activity": 234, "lastyear_activity": 3, "number_of_employees": 10}
 
 
@@ -230,6 +231,20 @@ def test_a_lone_surrogate_among_names_and_numbers_is_named(url: str) -> None:
         "the request body has text that is not valid Unicode '\\ud800a' in column 'corporation' at line 4; "
         "send the name as plain UTF-8 text"
     )
+
+
+def test_text_pandas_cannot_frame_is_refused_first_as_before(url: str) -> None:
+    """A surrogate escape makes the frame at once, as before the fast path: pandas' refusal comes before the other
+    checks of the request (here: a file named too), and a single object gets it too (it was a 500)."""
+    body = json.dumps([{**ONE_ROW, "corporation": "\ud800"}])
+    response = requests.post(
+        f"{url}/prediction", data=body, params={"fname": "testdata.csv"}, timeout=30, headers=JSON_TYPE
+    )
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("the request body is not valid JSON ('utf-8' codec can't encode")
+    response = requests.post(f"{url}/prediction", data=body[1:-1], timeout=30, headers=JSON_TYPE)
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("the request body is not valid JSON ('utf-8' codec can't encode")
 
 
 # --- the model's numbers ---

@@ -42,6 +42,7 @@ from risk.schema import (
 T = TypeVar("T")
 
 PATH_KEYS = ("filepath", "file_path", "filename", "fname")
+SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # a JSON escape of a UTF-16 surrogate, \ud800 to \udfff
 URL_PATTERN = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*://|file:)")
 JSON_START = (b"[", b"{")
 CSV_TYPES = ("text/csv", "application/csv", "text/x-csv")
@@ -59,7 +60,7 @@ class PredictionInput:
     """The rows to predict, as parsed (not yet schema-checked), and how to name them in messages.
 
     CSV arrives as a raw ``frame``; JSON as its ``records`` (a list of objects, already through the record and
-    key-count checks), so a few plain records can be served without building a frame (risk/api/serving.py).
+    key-count checks), so plain records can be served without building a frame (risk/api/serving.py).
     """
 
     frame: pd.DataFrame | None
@@ -224,10 +225,19 @@ def parse_data(raw: bytes | str, kind: str, subject: str) -> PredictionInput:
     def parsed() -> PredictionInput:
         text = raw if isinstance(raw, str) else decode_text(raw)
         if kind == "json":
-            return PredictionInput(None, subject, records=load_json_records(text))
+            return records_input(load_json_records(text), text, subject)
         return PredictionInput(parse_csv_text(text), subject)
 
     return _guarded(parsed, subject)
+
+
+def records_input(records: list[dict[str, Any]], text: str, subject: str) -> PredictionInput:
+    """JSON records, kept as records for the fast path; but JSON text with a surrogate escape (``\\ud800``...) is
+    made a frame at once, as every body was before the fast path: pandas may refuse such text, and its message
+    then comes where it always came, before the request's other checks."""
+    if "\\u" in text and SURROGATE_ESCAPE.search(text):
+        return PredictionInput(_guarded(lambda: records_frame(records), subject), subject)
+    return PredictionInput(None, subject, records=records)
 
 
 def _guarded(parse: Callable[[], T], subject: str) -> T:
@@ -277,7 +287,7 @@ def _path_values(fields: MultiDict[str, Any] | dict[str, Any]) -> list[tuple[str
     return found
 
 
-def _json_object(payload: dict[str, Any], subject: str) -> Offer:
+def _json_object(payload: dict[str, Any], subject: str, text: str) -> Offer:
     """A JSON object is either a path request or one record; never both, never neither."""
     paths = _path_values(payload)
     record_keys = [key for key in payload if key in COLUMNS]
@@ -294,7 +304,7 @@ def _json_object(payload: dict[str, Any], subject: str) -> Offer:
             check_record_fields([payload])  # before a frame with a column per key is built
         except DataFileError as err:
             raise ApiError(400, f"{subject} {err}") from None
-        return Offer([], [PredictionInput(None, subject, records=[payload])])
+        return Offer([], [records_input([payload], text, subject)])
     keys = ", ".join(quoted(key, 40) for key in list(payload)[:5]) or "none"
     raise ApiError(
         400,
@@ -311,7 +321,7 @@ def _json_body(raw: bytes) -> Offer:
         return Offer([], [parse_data(text, "json", subject)])
     payload = _load_json(text, subject)
     if isinstance(payload, dict):
-        return _json_object(payload, subject)
+        return _json_object(payload, subject, text)
     raise ApiError(
         400, f"{subject} is JSON {type(payload).__name__}, not an object or a list of records; {SHAPES_HINT}"
     )
