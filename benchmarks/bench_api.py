@@ -1,9 +1,18 @@
 """Benchmark: the API under gunicorn, against baselines measured in the same run.
 
-1. Single-row ``POST /prediction`` (JSON records) with several concurrent client processes, against the
-   trivial ``GET /health`` of the same server: requests per second, p50 and p99 latency, and their ratios.
+1. Single-row ``POST /prediction`` (JSON records) with several concurrent client processes, against ``GET /health``
+   of the same server: requests per second, p50 and p99 latency, and their ratios. ``/health`` is an honest
+   baseline, not an empty view: each request goes through the same hooks (timer, bounded body, token check,
+   metrics), reads the ``current`` pointer, checks the model in memory is that version (loading a newly deployed
+   one, as a prediction would; risk/api/status.py), and answers the version and its age as JSON.
 2. A 10,000-row batch through ``/prediction`` (CSV upload, JSON records, and a file path the server reads)
-   against the deployed model's own ``predict`` (and ``predict_proba``) on the same rows in this process.
+   against the deployed model's own ``predict`` (and ``predict_proba``) on the same rows in this process; the
+   CSV upload is timed twice: up to the answer's last byte (the server's work and the transfer), and up to the
+   JSON answer decoded by the client (as the other two are), with the client's ``json.loads`` alone beside it.
+
+The goals of "serving fast" (issue 14), each printed with PASS or MISS from the ratios of one run: single-row
+``/prediction`` at least half of ``/health``'s throughput, its p50 latency at most twice ``/health``'s, and the
+10,000-row CSV upload at most 5x the model's ``predict`` + ``predict_proba`` on the same rows (both timings).
 
 Builds a throwaway project (course data, practice and production runs), starts gunicorn with the shipped
 gunicorn.conf.py on a free loopback port, prints the figures and ratios. Not a test: figures depend on the
@@ -42,6 +51,22 @@ from risk.schema import FEATURES
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 
+GOALS = (  # (ratio, "at least" or "at most", target, what it says)
+    ("prediction_vs_health_throughput", "at least", 0.5, "single-row /prediction throughput vs /health"),
+    ("prediction_vs_health_p50", "at most", 2.0, "single-row /prediction p50 latency vs /health"),
+    (
+        "api_csv_received_vs_model_predict_and_proba",
+        "at most",
+        5.0,
+        "10,000-row CSV upload, answer received, vs model.predict + predict_proba",
+    ),
+    (
+        "api_csv_vs_model_predict_and_proba",
+        "at most",
+        5.0,
+        "10,000-row CSV upload, answer received and decoded, vs model.predict + predict_proba",
+    ),
+)
 ONE_ROW = [{"corporation": "abcd", "lastmonth_activity": 234, "lastyear_activity": 3, "number_of_employees": 10}]
 ROUNDS = 2
 
@@ -170,6 +195,14 @@ def median_seconds(action: Callable[[], Any], runs: int) -> float:
     return statistics.median(times)
 
 
+def checked_answer(url: str, rows: int, kwargs: dict[str, Any]) -> bytes:
+    """The answer to one batch request, checked whole: status 200 and one prediction per row."""
+    response = requests.post(f"{url}/prediction", timeout=120, **kwargs)
+    if response.status_code != 200 or len(response.json()["predictions"]) != rows:
+        raise RuntimeError(f"batch answered {response.status_code}: {response.text[:200]}")
+    return response.content
+
+
 def batch_figures(url: str, config: Path, rows: int, runs: int) -> dict[str, float]:
     """Seconds for one batch through the API (three ways) and through the model itself."""
     settings = load_config(config)
@@ -181,19 +214,30 @@ def batch_figures(url: str, config: Path, rows: int, runs: int) -> dict[str, flo
     model = load_deployed_model(settings).model
     features = frame[list(FEATURES)]
 
-    def post(**kwargs: Any) -> Callable[[], None]:
+    def post(decode: bool = True, **kwargs: Any) -> Callable[[], None]:
+        """One batch request, timed as a client sees it: with ``decode`` up to the whole JSON answer decoded (as a
+        client would); without, up to the answer's last byte (the server's work and the transfer)."""
+        expected = checked_answer(url, rows, kwargs)
+
         def call() -> None:
             response = requests.post(f"{url}/prediction", timeout=120, **kwargs)
-            if response.status_code != 200 or response.json()["rows"] != rows:
+            if response.status_code != 200 or len(response.content) != len(expected):
                 raise RuntimeError(f"batch answered {response.status_code}: {response.text[:200]}")
+            if decode and response.json()["rows"] != rows:
+                raise RuntimeError(f"batch answered another number of rows: {response.text[:200]}")
 
         return call
 
+    upload = {"files": {"file": ("batch.csv", csv_bytes, "text/csv")}}
+    answer = checked_answer(url, rows, upload)
     return {
         "rows": float(rows),
         "model_predict_s": median_seconds(lambda: model.predict(features), runs),
+        "model_proba_only_s": median_seconds(lambda: model.predict_proba(features), runs),
         "model_predict_proba_s": median_seconds(lambda: (model.predict(features), model.predict_proba(features)), runs),
-        "api_csv_upload_s": median_seconds(post(files={"file": ("batch.csv", csv_bytes, "text/csv")}), runs),
+        "api_csv_upload_s": median_seconds(post(**upload), runs),
+        "api_csv_upload_received_s": median_seconds(post(decode=False, **upload), runs),
+        "client_decode_s": median_seconds(lambda: json.loads(answer), runs),
         "api_json_records_s": median_seconds(
             post(data=json.dumps(records), headers={"Content-Type": "application/json"}), runs
         ),
@@ -234,8 +278,21 @@ def run_benchmark(
             "api_json_vs_model_predict": batch["api_json_records_s"] / batch["model_predict_s"],
             "api_path_vs_model_predict": batch["api_file_path_s"] / batch["model_predict_s"],
             "api_csv_vs_model_predict_and_proba": batch["api_csv_upload_s"] / batch["model_predict_proba_s"],
+            "api_csv_received_vs_model_predict_and_proba": batch["api_csv_upload_received_s"]
+            / batch["model_predict_proba_s"],
+            "client_decode_vs_model_predict_and_proba": batch["client_decode_s"] / batch["model_predict_proba_s"],
         },
     }
+
+
+def goal_lines(ratios: dict[str, float]) -> list[str]:
+    """Each goal with its ratio from this run, PASS or MISS."""
+    lines = []
+    for key, direction, target, what in GOALS:
+        value = ratios[key]
+        passed = value >= target if direction == "at least" else value <= target
+        lines.append(f"  {'PASS' if passed else 'MISS'}  {what}: {value:.2f}x ({direction} {target:g}x)")
+    return lines
 
 
 def report(figures: dict[str, Any]) -> str:
@@ -255,13 +312,21 @@ def report(figures: dict[str, Any]) -> str:
         "",
         f"batch of {int(batch['rows'])} rows (median of {setup['batch_runs']} runs)",
         f"  model.predict in-process           {batch['model_predict_s'] * 1000:8.1f} ms",
+        f"  model.predict_proba                {batch['model_proba_only_s'] * 1000:8.1f} ms",
         f"  model.predict + predict_proba      {batch['model_predict_proba_s'] * 1000:8.1f} ms",
+        f"  /prediction, CSV upload, received  {batch['api_csv_upload_received_s'] * 1000:8.1f} ms   "
+        f"{batch['api_csv_upload_received_s'] / batch['model_predict_s']:6.1f}x predict",
+        f"  the client's json.loads of it      {batch['client_decode_s'] * 1000:8.1f} ms   "
+        f"{batch['client_decode_s'] / batch['model_predict_s']:6.1f}x predict",
         f"  /prediction, CSV upload            {batch['api_csv_upload_s'] * 1000:8.1f} ms   "
         f"{ratios['api_csv_vs_model_predict']:6.1f}x predict",
         f"  /prediction, JSON records          {batch['api_json_records_s'] * 1000:8.1f} ms   "
         f"{ratios['api_json_vs_model_predict']:6.1f}x predict",
         f"  /prediction, file path             {batch['api_file_path_s'] * 1000:8.1f} ms   "
         f"{ratios['api_path_vs_model_predict']:6.1f}x predict",
+        "",
+        "goals (ratios from this run; the machine's load moves them):",
+        *goal_lines(ratios),
     ]
     return "\n".join(lines)
 

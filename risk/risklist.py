@@ -46,8 +46,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
-from sklearn.impute import SimpleImputer
-from sklearn.pipeline import Pipeline
 
 from risk.artifacts import FINAL_DATA_NAME, RISK_LIST_NAME
 from risk.cbpe import F1Estimate, Reliability, estimate_f1, reliability
@@ -56,7 +54,7 @@ from risk.datasets import read_final_data
 from risk.deployed import DeployedModel
 from risk.errors import UserFacingError
 from risk.files import atomic_write, sha256_bytes, sha256_file
-from risk.predict import labels, predict_frame
+from risk.predict import is_sklearn, labels, predict_frame
 from risk.schema import (
     FEATURES,
     ID_COLUMN,
@@ -363,9 +361,9 @@ def linear_terms(model: Any) -> LinearTerms:
     TypeError when the model cannot give reasons: steps that rescale the features before the classifier would
     make its coefficients meaningless against raw values.
     """
-    steps = model.steps if isinstance(model, Pipeline) else [("model", model)]
+    steps = model.steps if is_sklearn(model, "pipeline", "Pipeline") else [("model", model)]
     *before, (_, classifier) = steps
-    rescaling = [name for name, step in before if not isinstance(step, SimpleImputer)]
+    rescaling = [name for name, step in before if not is_sklearn(step, "impute", "SimpleImputer")]
     if rescaling:
         raise TypeError(
             f"the model's step(s) {', '.join(rescaling)} transform the features before the classifier; reasons "

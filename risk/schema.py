@@ -11,7 +11,9 @@ import io
 import json
 import re
 import warnings
+from itertools import repeat
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -62,6 +64,8 @@ def _numeric_column(frame: pd.DataFrame, column: str) -> pd.Series:
     values = frame[column]
     if pd.api.types.is_bool_dtype(values):
         raise DataFileError(f"has true/false values in column {column!r}; {column} must be a number")
+    if isinstance(values.dtype, np.dtype) and values.dtype.kind in "iu":
+        return values  # numpy integers are never empty nor infinite: nothing to check
     if pd.api.types.is_numeric_dtype(values):
         numbers = values
     elif values.dtype == object:  # JSON values: numbers, strings, null, and whatever else a client sent
@@ -89,6 +93,23 @@ def _target_column(frame: pd.DataFrame) -> pd.Series:
             f"{TARGET} must be 0 (stayed) or 1 (exited)"
         )
     return values.astype("int64")
+
+
+def _id_column(frame: pd.DataFrame) -> pd.Series:
+    """The ``corporation`` column as stripped text; DataFileError for text that cannot be UTF-8 (a lone surrogate,
+    which JSON can carry as an escape such as \\ud800)."""
+    values = frame[ID_COLUMN]
+    try:
+        return values.astype("string").str.strip()
+    except UnicodeEncodeError:
+        bad = (i for i, value in enumerate(values) if isinstance(value, str) and not _encodable(value))
+        position = next(bad, None)
+        if position is None:
+            raise
+        raise DataFileError(
+            f"has text that is not valid Unicode {_shown(values.iloc[position])} in column {ID_COLUMN!r} at "
+            f"{_row_label(position)}; send the name as plain UTF-8 text"
+        ) from None
 
 
 def _names(columns: list[str]) -> str:
@@ -137,7 +158,7 @@ def check_schema(frame: pd.DataFrame, require_target: bool = True, require_id: b
         raise DataFileError("has a header but no data rows; add rows or remove the file")
     clean = {}
     if ID_COLUMN in columns:
-        clean[ID_COLUMN] = frame[ID_COLUMN].astype("string").str.strip()
+        clean[ID_COLUMN] = _id_column(frame)
     for column in FEATURES:
         clean[column] = _numeric_column(frame, column)
     if TARGET in columns:
@@ -257,8 +278,8 @@ def parse_csv_text(text: str) -> pd.DataFrame:
         raise DataFileError(f"is not a valid CSV ({detail}); check the number of commas on each line") from None
 
 
-def parse_json_records(text: str) -> pd.DataFrame:
-    """Parse JSON records (a list of objects) into a raw frame (no schema check)."""
+def load_json_records(text: str) -> list[dict[str, object]]:
+    """Parse JSON records (a non-empty list of objects, at most MAX_FIELDS distinct keys); no schema check yet."""
     try:
         payload = json.loads(text)
     except json.JSONDecodeError as err:
@@ -268,7 +289,82 @@ def parse_json_records(text: str) -> pd.DataFrame:
     if not payload:
         raise DataFileError("holds no records; add rows or remove the file")
     check_record_fields(payload)
-    return pd.DataFrame.from_records(payload)
+    return payload
+
+
+def records_frame(records: list[dict[str, object]]) -> pd.DataFrame:
+    """JSON records (already through :func:`load_json_records` or :func:`check_record_fields`) as a raw frame."""
+    return pd.DataFrame.from_records(records)
+
+
+def parse_json_records(text: str) -> pd.DataFrame:
+    """Parse JSON records (a list of objects) into a raw frame (no schema check)."""
+    return records_frame(load_json_records(text))
+
+
+# --- JSON records check_schema takes as they are, without a frame ---
+
+
+class PlainRecords(NamedTuple):
+    """JSON records that :func:`plain_records` found plainly valid, as the model takes them."""
+
+    ids: list[str | None] | None  # ``corporation`` stripped (None where empty), when any record has the key
+    features: np.ndarray  # rows x FEATURES, float64, NaN where a feature is empty (null or absent)
+
+
+_NUMBER_TYPES = frozenset({int, float, type(None)})  # what json.loads makes of a number or null (bool excluded)
+_ID_TYPES = frozenset({str, type(None)})
+_TARGET_VALUES = frozenset({0, 1})  # 0.0 and 1.0 too; not True/False (types are checked first)
+
+
+def plain_records(records: list[dict[str, object]]) -> PlainRecords | None:
+    """The records as check_schema would take them, or None when they need its full check.
+
+    Plain records are those check_schema accepts whatever pandas infers for their columns: every key is a column
+    of the schema and the features are all there (in one record at least); each feature value is an int or a
+    float (not a bool, not infinite, not too big for a float; NaN counts as empty) or null; ``corporation`` is a
+    string (UTF-8 encodable) or null; ``exited``, if any record has it, is 0 or 1 in every record. For anything
+    else (a problem to report, or a value whose meaning depends on pandas' dtype inference, such as a string of
+    digits) the caller checks a frame with check_schema: one set of rules and messages, never a second copy.
+    """
+    columns = set().union(*records)
+    if not columns.issuperset(FEATURES) or not columns.issubset(COLUMNS):
+        return None
+    features = [_record_values(records, name) for name in FEATURES]
+    if not all(_NUMBER_TYPES.issuperset(map(type, values)) for values in features):
+        return None
+    try:
+        matrix = np.array(features, dtype="float64").T  # None becomes NaN
+    except OverflowError:  # an integer beyond the float range: check_schema names it
+        return None
+    if np.isinf(matrix).any():
+        return None
+    if TARGET in columns:
+        targets = _record_values(records, TARGET)
+        if not _NUMBER_TYPES.issuperset(map(type, targets)) or not _TARGET_VALUES.issuperset(targets):
+            return None
+    ids = _record_values(records, ID_COLUMN) if ID_COLUMN in columns else None
+    if ids is not None:
+        if not _ID_TYPES.issuperset(map(type, ids)) or not _encodable("".join(filter(None, ids))):
+            return None
+        ids = list(map(str.strip, ids)) if None not in ids else [v if v is None else v.strip() for v in ids]
+    return PlainRecords(ids=ids, features=matrix)
+
+
+def _record_values(records: list[dict[str, object]], name: str) -> list[object]:
+    """The value of ``name`` in each record (None where absent), without a Python loop per record."""
+    return list(map(dict.get, records, repeat(name)))
+
+
+def _encodable(value: str | None) -> bool:
+    """Whether text can be written as UTF-8 (JSON may carry a lone surrogate such as \\ud800)."""
+    if value is None or value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def read_data_file(path: Path) -> pd.DataFrame:

@@ -3,8 +3,8 @@
 Course clients name a file: JSON ``{"filepath": ...}`` (or ``file_path``, ``filename``, ``fname``), the same
 names as query parameters or form fields. Other clients send the data itself: JSON records (a list of objects,
 or one object), a CSV upload (multipart) or a CSV body. :func:`prediction_input` turns a Flask request into one
-:class:`PredictionInput` (the raw frame and the words to name it in messages) or raises :class:`ApiError` with
-the status and a message that says what is wrong and how to fix it.
+:class:`PredictionInput` (the raw frame or JSON records, and the words to name them in messages) or raises
+:class:`ApiError` with the status and a message that says what is wrong and how to fix it.
 
 :func:`resolve_data_path` is the only way a client's path becomes a file: it must lie inside the project's
 data folders once symlinks are resolved; ``..``, URLs and paths outside are refused before anything is read.
@@ -16,10 +16,10 @@ import json
 import os
 import re
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 from flask import Request
@@ -34,12 +34,16 @@ from risk.schema import (
     DataFileError,
     check_record_fields,
     decode_text,
+    load_json_records,
     parse_csv_text,
-    parse_json_records,
+    records_frame,
 )
+
+T = TypeVar("T")
 
 # the keys course clients name a file with (query string, form field or JSON object)
 PATH_KEYS = ("filepath", "file_path", "file_location", "filename", "fname", "dataset_path")
+SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # a JSON escape of a UTF-16 surrogate, \ud800 to \udfff
 URL_PATTERN = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*://|file:)")
 JSON_START = (b"[", b"{")
 CSV_TYPES = ("text/csv", "application/csv", "text/x-csv")
@@ -54,10 +58,21 @@ SHAPES_HINT = (
 
 @dataclass(frozen=True)
 class PredictionInput:
-    """The rows to predict, as parsed (not yet schema-checked), and how to name them in messages."""
+    """The rows to predict, as parsed (not yet schema-checked), and how to name them in messages.
 
-    frame: pd.DataFrame
+    CSV arrives as a raw ``frame``; JSON as its ``records`` (a list of objects, already through the record and
+    key-count checks), so plain records can be served without building a frame (risk/api/serving.py).
+    """
+
+    frame: pd.DataFrame | None
     subject: str
+    records: list[dict[str, Any]] | None = None
+
+    def raw_frame(self) -> pd.DataFrame:
+        """The rows as a raw frame (built from the records when they came as JSON)."""
+        if self.frame is not None:
+            return self.frame
+        return _guarded(lambda: records_frame(self.records or []), self.subject)
 
 
 # --- files named by the client ---
@@ -203,17 +218,38 @@ def read_named_file(real: Path, settings: Settings) -> PredictionInput:
             "read (api_max_upload_bytes in config); split it into smaller files",
         )
     kind = "json" if suffix == ".json" else "csv"
-    return PredictionInput(parse_data(raw, kind, shown), shown)
+    return parse_data(raw, kind, shown)
 
 
 # --- data sent by the client ---
 
 
-def parse_data(raw: bytes | str, kind: str, subject: str) -> pd.DataFrame:
-    """Parse CSV or JSON-records bytes into a raw frame; ApiError 400 naming ``subject`` otherwise."""
-    try:
+def parse_data(raw: bytes | str, kind: str, subject: str) -> PredictionInput:
+    """Parse CSV bytes into a raw frame, or JSON-records bytes into records; ApiError 400 naming ``subject``
+    otherwise."""
+
+    def parsed() -> PredictionInput:
         text = raw if isinstance(raw, str) else decode_text(raw)
-        return parse_json_records(text) if kind == "json" else parse_csv_text(text)
+        if kind == "json":
+            return records_input(load_json_records(text), text, subject)
+        return PredictionInput(parse_csv_text(text), subject)
+
+    return _guarded(parsed, subject)
+
+
+def records_input(records: list[dict[str, Any]], text: str, subject: str) -> PredictionInput:
+    """JSON records, kept as records for the fast path; but JSON text with a surrogate escape (``\\ud800``...) is
+    made a frame at once, as every body was before the fast path: pandas may refuse such text, and its message
+    then comes where it always came, before the request's other checks."""
+    if "\\u" in text and SURROGATE_ESCAPE.search(text):
+        return PredictionInput(_guarded(lambda: records_frame(records), subject), subject)
+    return PredictionInput(None, subject, records=records)
+
+
+def _guarded(parse: Callable[[], T], subject: str) -> T:
+    """``parse()``, with what goes wrong in it as ApiError 400 naming ``subject``."""
+    try:
+        return parse()
     except DataFileError as err:
         raise ApiError(400, f"{subject} {err}") from None
     except RecursionError:
@@ -257,7 +293,7 @@ def _path_values(fields: MultiDict[str, Any] | dict[str, Any]) -> list[tuple[str
     return found
 
 
-def _json_object(payload: dict[str, Any], subject: str) -> Offer:
+def _json_object(payload: dict[str, Any], subject: str, text: str) -> Offer:
     """A JSON object is either a path request or one record; never both, never neither."""
     paths = _path_values(payload)
     record_keys = [key for key in payload if key in COLUMNS]
@@ -274,7 +310,7 @@ def _json_object(payload: dict[str, Any], subject: str) -> Offer:
             check_record_fields([payload])  # before a frame with a column per key is built
         except DataFileError as err:
             raise ApiError(400, f"{subject} {err}") from None
-        return Offer([], [PredictionInput(pd.DataFrame.from_records([payload]), subject)])
+        return Offer([], [records_input([payload], text, subject)])
     keys = ", ".join(quoted(key, 40) for key in list(payload)[:5]) or "none"
     raise ApiError(
         400,
@@ -288,17 +324,17 @@ def _json_body(raw: bytes) -> Offer:
     text = _body_text(raw, subject)
     start = text.lstrip()[:1]
     if start == "[":
-        return Offer([], [PredictionInput(parse_data(text, "json", subject), subject)])
+        return Offer([], [parse_data(text, "json", subject)])
     payload = _load_json(text, subject)
     if isinstance(payload, dict):
-        return _json_object(payload, subject)
+        return _json_object(payload, subject, text)
     raise ApiError(
         400, f"{subject} is JSON {type(payload).__name__}, not an object or a list of records; {SHAPES_HINT}"
     )
 
 
 def _csv_body(raw: bytes, subject: str = "the CSV body") -> Offer:
-    return Offer([], [PredictionInput(parse_data(raw, "csv", subject), subject)])
+    return Offer([], [parse_data(raw, "csv", subject)])
 
 
 def _sniffed_body(raw: bytes) -> Offer:
@@ -319,7 +355,7 @@ def _uploaded(upload: FileStorage, raw: bytes) -> PredictionInput:
             "(comma-separated, with a header line)",
         )
     kind = "json" if suffix == ".json" else "csv"
-    return PredictionInput(parse_data(raw, kind, subject), subject)
+    return parse_data(raw, kind, subject)
 
 
 def _form_body(request: Request, raw: bytes) -> Offer:
