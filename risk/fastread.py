@@ -39,6 +39,7 @@ from risk.schema import (
     COLUMNS,
     FEATURES,
     ID_COLUMN,
+    READ_CSV_NA_MARKERS,
     TARGET,
     DataFileError,
     check_field_count,
@@ -54,29 +55,7 @@ MEMORY_REASON = "is too large to read in the memory this run may use"  # ingesti
 RESERVED_ROWS = 1 << 20  # at most this many rows reserved up front (32 MB); buffers double past it as rows arrive
 BLANKS_AND_QUOTES = (b" ", b"\t", b"\x0b", b"\x0c", b'"')
 NUMBER_BYTES = frozenset(b"0123456789+-.eE")
-NA_MARKERS = frozenset(
-    {  # read_csv's default missing-value markers
-        "",
-        "#N/A",
-        "#N/A N/A",
-        "#NA",
-        "-1.#IND",
-        "-1.#QNAN",
-        "-NaN",
-        "-nan",
-        "1.#IND",
-        "1.#QNAN",
-        "<NA>",
-        "N/A",
-        "NA",
-        "NULL",
-        "NaN",
-        "None",
-        "n/a",
-        "nan",
-        "null",
-    }
-)
+NA_MARKERS = frozenset(READ_CSV_NA_MARKERS)
 HASH_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
 HASH_BLOCK_ROWS = 1 << 16  # rows hashed at a time, so temporaries stay small
 NUMBER_COLUMNS = (*FEATURES, TARGET)

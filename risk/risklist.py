@@ -58,6 +58,7 @@ from risk.predict import is_sklearn, labels, predict_frame
 from risk.schema import (
     FEATURES,
     ID_COLUMN,
+    READ_CSV_NA_MARKERS,
     TARGET,
     DataFileError,
     check_schema,
@@ -89,28 +90,7 @@ FEATURE_WORDS = {
 NO_REASON = "no factor above typical"
 PROGRESS_MIN_BYTES = 2 * 2**20  # about 130,000 clients (a quarter second): smaller books need no bar
 WRITE_BATCH_ROWS = 250_000
-# pandas' default missing-value strings, for the number columns only: an id such as "NA" or "null" is a client
-MISSING_STRINGS = (
-    "",
-    "#N/A",
-    "#N/A N/A",
-    "#NA",
-    "-1.#IND",
-    "-1.#QNAN",
-    "-NaN",
-    "-nan",
-    "1.#IND",
-    "1.#QNAN",
-    "<NA>",
-    "N/A",
-    "NA",
-    "NULL",
-    "NaN",
-    "None",
-    "n/a",
-    "nan",
-    "null",
-)
+MISSING_STRINGS = READ_CSV_NA_MARKERS  # for the number columns only: an id such as "NA" or "null" is a client
 PACKED_ID_BYTES = 7  # ids up to this long are checked for repeats as packed integers (fast); longer ones by pandas
 BOOK_CSV_OPTIONS: dict[str, Any] = {
     "keep_default_na": False,

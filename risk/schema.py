@@ -23,6 +23,28 @@ ID_COLUMN = "corporation"
 FEATURES = ("lastmonth_activity", "lastyear_activity", "number_of_employees")
 TARGET = "exited"
 COLUMNS = (ID_COLUMN, *FEATURES, TARGET)
+# read_csv's default missing-value markers (pandas 3): the fast reader and the client book read text as pandas would
+READ_CSV_NA_MARKERS = (
+    "",
+    "#N/A",
+    "#N/A N/A",
+    "#NA",
+    "-1.#IND",
+    "-1.#QNAN",
+    "-NaN",
+    "-nan",
+    "1.#IND",
+    "1.#QNAN",
+    "<NA>",
+    "N/A",
+    "NA",
+    "NULL",
+    "NaN",
+    "None",
+    "n/a",
+    "nan",
+    "null",
+)
 SEPARATOR_HINTS = {";": "semicolons", "\t": "tabs", "|": "pipes"}
 # The most fields (columns) a header line or a set of JSON records may have; counted before pandas parses anything.
 # The schema has five columns, so a wider file is rejected anyway; counting first keeps that rejection cheap (pandas
