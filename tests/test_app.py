@@ -378,7 +378,7 @@ def test_unknown_endpoint_and_wrong_method(url: str) -> None:
     message = error_of(requests.get(f"{url}/predict", timeout=30), 404)
     endpoints = (
         "/dashboard, /diagnostics, /executiontime, /health, /history, /metrics, /missingdata, /outdatedpackages, "
-        "/prediction, /scoring, /summarystats"
+        "/prediction, /risk, /scoring, /summarystats"
     )
     assert f"no endpoint /predict; the endpoints are {endpoints}" in message
     assert "not allowed" in error_of(requests.delete(f"{url}/prediction", timeout=30), 405)
