@@ -220,6 +220,12 @@ def shared_template(tmp_path_factory: pytest.TempPathFactory, name: str, build: 
     return Project.at(root)
 
 
+def next_second() -> None:
+    """Sleep into the next second of the clock: the store's timestamps have whole seconds, so what a run records
+    after this comes after what the previous run recorded (in-process runs can follow each other within one)."""
+    time.sleep(1 - time.time() % 1 + 0.01)
+
+
 def flipped_rows(path: Path, id_prefix: str) -> list[str]:
     """The data rows of a CSV with every ``exited`` label flipped and new ids: a batch the model gets wrong."""
     rows = []
