@@ -4,22 +4,29 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import importlib
+import io
 import json
+import logging
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
 from risk.config import Settings, load_config
 from risk.store import RecordsStore
+
+if TYPE_CHECKING:
+    import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_FOLDERS = ("practicedata", "sourcedata", "testdata", "clientbook")
@@ -82,11 +89,33 @@ class Project:
         command = [sys.executable, str(REPO / script), "--config", str(config or self.config), *args]
         env = {**{k: v for k, v in os.environ.items() if k not in AMBIENT_VARIABLES}, **(env or {})}
         result = subprocess.run(command, cwd=self.root.parent, capture_output=True, text=True, timeout=timeout, env=env)
-        if check and result.returncode != 0:
-            raise AssertionError(
-                f"{script} {' '.join(args)} exited {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
-            )
-        return result
+        return checked(result, check)
+
+    def run_in_process(
+        self,
+        script: str,
+        *args: str,
+        config: Path | None = None,
+        check: bool = True,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a repo script's ``main()`` in this process, as :meth:`run` runs it in its own: the same command line,
+        working directory and environment (``env`` added); its exit code, stdout and stderr come back the same way.
+
+        For tests of what a run decides. It spares each run the interpreter's start and the imports of pandas,
+        scikit-learn and matplotlib (seconds); the steps a run starts as processes (diagnostics timing the course
+        scripts) still do. Each script keeps tests with :meth:`run` for its command line as users run it.
+        """
+        module = importlib.import_module(Path(script).stem)
+        argv = [str(REPO / script), "--config", str(config or self.config), *args]
+        stdout, stderr = io.StringIO(), io.StringIO()
+        with _script_environment(self.root.parent, argv, env or {}, stdout, stderr):
+            try:
+                module.main()
+                code = 0
+            except SystemExit as exit_:
+                code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
+        return checked(subprocess.CompletedProcess(argv, code, stdout.getvalue(), stderr.getvalue()), check)
 
     def copy_to(self, root: Path) -> Project:
         """A copy of this project (data, configs, models, deployed versions, records) at ``root``.
@@ -96,12 +125,59 @@ class Project:
         shutil.copytree(self.root, root, symlinks=True)
         return Project(root=root, config=root / self.config.name, practice_config=root / self.practice_config.name)
 
+    @classmethod
+    def at(cls, root: Path) -> Project:
+        """The project :func:`make_project` made at ``root`` (its two configs)."""
+        return cls(root=root, config=root / "config.json", practice_config=root / "config_practice.json")
+
     def write_data(self, folder: str, name: str, rows: list[str], header: str = COLUMNS) -> Path:
         """Write a CSV into one of the project's folders."""
         path = self.root / folder / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("\n".join([header, *rows]) + "\n")
         return path
+
+
+def checked(result: subprocess.CompletedProcess[str], check: bool) -> subprocess.CompletedProcess[str]:
+    """``result``, or an AssertionError with its output when ``check`` and it exited non-zero."""
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(result.args[1:])} exited {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+        )
+    return result
+
+
+@contextlib.contextmanager
+def _script_environment(
+    cwd: Path, argv: list[str], env: dict[str, str], stdout: io.StringIO, stderr: io.StringIO
+) -> Iterator[None]:
+    """What a script's process would have, for the length of an in-process run: ``argv``, ``cwd``, the environment
+    without the ambient variables plus ``env``, stdout and stderr into the buffers, and the root logger to itself
+    (a script sets up its own handlers: they are closed afterwards and the test's own are put back)."""
+    import pytest
+
+    root = logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
+    with pytest.MonkeyPatch.context() as patch:
+        for name in AMBIENT_VARIABLES:
+            patch.delenv(name, raising=False)
+        for name, value in env.items():
+            patch.setenv(name, value)
+        patch.chdir(cwd)
+        patch.setattr(sys, "argv", argv)
+        patch.setattr(sys, "stdout", stdout)
+        patch.setattr(sys, "stderr", stderr)
+        for handler in saved_handlers:
+            root.removeHandler(handler)
+        try:
+            yield
+        finally:
+            for handler in list(root.handlers):
+                root.removeHandler(handler)
+                handler.close()
+            for handler in saved_handlers:
+                root.addHandler(handler)
+            root.setLevel(saved_level)
 
 
 def make_project(root: Path) -> Project:
@@ -116,12 +192,38 @@ def make_project(root: Path) -> Project:
         "dependency_check_timeout_seconds": 1,
         "requirements_path": "requirements.txt",
     }
-    configs = {}
     for name in ("config.json", "config_practice.json"):
         data = {**json.loads((REPO / name).read_text()), **overrides}
         (root / name).write_text(json.dumps(data, indent=2))
-        configs[name] = root / name
-    return Project(root=root, config=configs["config.json"], practice_config=configs["config_practice.json"])
+    return Project.at(root)
+
+
+def shared_template(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Project:
+    """The template project ``name``, built once per test run by ``build(root)`` (never change it: copy it).
+
+    Under pytest-xdist the workers share the run's temporary folder (the parent of each worker's own): the first
+    worker to ask builds the template there under an exclusive lock; the others wait on the lock, then reuse it.
+    """
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        root = tmp_path_factory.mktemp(name) / "project"
+        build(root)
+        return Project.at(root)
+    shared = tmp_path_factory.getbasetemp().parent / "templates"
+    shared.mkdir(exist_ok=True)
+    root, built = shared / name / "project", shared / f"{name}.built"
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if the build fails
+        if not built.exists():
+            shutil.rmtree(root.parent, ignore_errors=True)  # what a failed build left
+            build(root)
+            built.touch()
+    return Project.at(root)
+
+
+def next_second() -> None:
+    """Sleep into the next second of the clock: the store's timestamps have whole seconds, so what a run records
+    after this comes after what the previous run recorded (in-process runs can follow each other within one)."""
+    time.sleep(1 - time.time() % 1 + 0.01)
 
 
 def flipped_rows(path: Path, id_prefix: str) -> list[str]:

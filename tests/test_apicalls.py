@@ -136,7 +136,7 @@ def test_fullprocess_deploys_and_the_running_api_serves_it(project: Project) -> 
     """The API starts with nothing deployed; fullprocess bootstraps v0001 and calls it; no restart needed."""
     with serve(project, "gunicorn") as base:
         project.edit_config(api_url=base + "/")
-        result = project.run("fullprocess.py")
+        result = project.run_in_process("fullprocess.py")
         assert f"API answered at {base}/; wrote" in result.stderr
     calls = sections((project.settings().output_model_path / API_RETURNS_NAME).read_text())
     assert all(status == "200 OK" for status, _ in calls.values())

@@ -338,11 +338,11 @@ def test_diagnostics_cli_prints_the_data_drift_of_a_file(deployed_project: Proje
     assert printed["verdict"] == DRIFT and printed["batch_rows"] == 26
     assert printed["drifted_features"] == list(FEATURES)
     assert "data drift of 26 new rows vs v0001 training reference" in result.stderr
-    one = deployed_project.run(
+    one = deployed_project.run_in_process(
         "diagnostics.py", "--data-drift", str(source / "dataset4.csv"), config=deployed_project.practice_config
     )
     assert json.loads(one.stdout)["verdict"] == INSUFFICIENT  # 15 rows, fewer than data_drift_min_rows (20)
-    missing = deployed_project.run(
+    missing = deployed_project.run_in_process(
         "diagnostics.py", "--data-drift", "nope.csv", config=deployed_project.config, check=False
     )
     assert missing.returncode == 2 and "nope.csv does not exist" in missing.stderr

@@ -1,7 +1,9 @@
 """The cron job end to end, with the course data: bootstrap, the no-op tick, the course scenario under the course's
 raw rule and under the default, drift and no drift, the course's statistical rules on hand-checked numbers,
-undefined F1, failures, concurrency and rejected files. Scripts run as real subprocesses (see also
-tests/test_drift_runs.py for the drift decisions on synthetic data)."""
+undefined F1, failures, concurrency and rejected files. The bootstrap, the no-op tick and concurrency run the real
+script as subprocesses; the decisions run its ``main()`` in this process (``Project.run_in_process``) on copies of a
+project whose production store already knows the practice model (see also tests/test_drift_runs.py for the drift
+decisions on synthetic data)."""
 
 from __future__ import annotations
 
@@ -105,44 +107,46 @@ def test_fresh_project_bootstraps_every_course_artifact_and_a_second_tick_change
 
 
 @pytest.mark.slow
-def test_course_scenario_practice_model_then_sourcedata_under_the_raw_rule(deployed_project: Project) -> None:
+def test_course_scenario_practice_model_then_sourcedata_under_the_raw_rule(production_project: Project) -> None:
     """The practice model (v0001, F1 4/7 on the test data) meets sourcedata: it scores higher there, so the
     raw rule finds no drift and keeps v0001; the files are not reported as new again."""
-    settings = deployed_project.settings()
+    settings = production_project.settings()
     deployed = load_deployed_model(settings)
-    batch = pd.concat([pd.read_csv(deployed_project.root / "sourcedata" / n) for n in ("dataset3.csv", "dataset4.csv")])
+    batch = pd.concat(
+        [pd.read_csv(production_project.root / "sourcedata" / n) for n in ("dataset3.csv", "dataset4.csv")]
+    )
     expected = f1_on_frame(deployed.model, batch)
     assert expected == pytest.approx(0.6923, abs=1e-4) and deployed.score == pytest.approx(4 / 7)
 
-    deployed_project.edit_config(drift_test="raw")
-    result = deployed_project.run("fullprocess.py")
+    production_project.edit_config(drift_test="raw")
+    result = production_project.run_in_process("fullprocess.py")
 
     assert (
         "v0001 on 26 new rows from dataset3.csv, dataset4.csv: drift check (raw): no drift: new F1 0.6923 is not "
         "below deployed score 0.5714" in result.stderr
     )
     assert current_version(settings) == "v0001"
-    assert not (deployed_project.root / "models" / "trainedmodel.pkl").exists()  # no retrain
-    with deployed_project.store() as store:
+    assert not (production_project.root / "models" / "trainedmodel.pkl").exists()  # no retrain
+    with production_project.store() as store:
         check = store.drift_checks()[0]
         assert check["drift"] is False and check["test"] == "raw" and check["files"] == ["dataset3.csv", "dataset4.csv"]
         assert check["new_score"] == pytest.approx(expected) and check["deployed_score"] == pytest.approx(4 / 7)
         assert check["next_step"] == "no drift" and check["rows"] == 26 and check["positives"] == 13
         assert store.scores()[0]["kind"] == "batch" and store.scores()[0]["model_version"] == "v0001"
-    assert "nothing to do" in deployed_project.run("fullprocess.py").stderr
+    assert "nothing to do" in production_project.run_in_process("fullprocess.py").stderr
 
 
 @pytest.mark.slow
 def test_course_scenario_under_the_default_rule_carries_the_26_rows_over_and_shows_the_course_verdict(
-    deployed_project: Project,
+    production_project: Project,
 ) -> None:
-    result = deployed_project.run("fullprocess.py")
+    result = production_project.run_in_process("fullprocess.py")
     assert (
         "drift check (significant): carried over: 26 new labelled rows with 13 positives; 100 rows and 10 positives "
         "needed; course rule raw: no drift: new F1 0.6923 is not below deployed score 0.5714" in result.stderr
     )
-    assert current_version(deployed_project.settings()) == "v0001"
-    with deployed_project.store() as store:
+    assert current_version(production_project.settings()) == "v0001"
+    with production_project.store() as store:
         check = store.drift_checks()[0]
         assert check["next_step"] == "carried over" and check["drift"] is None and check["raw_drift"] is False
         assert store.scores(10) == [] or all(s["kind"] == "test" for s in store.scores(10))
@@ -150,22 +154,22 @@ def test_course_scenario_under_the_default_rule_carries_the_26_rows_over_and_sho
 
 
 @pytest.mark.slow
-def test_a_drifting_batch_triggers_retrain_and_the_gate_deploys_the_better_model(deployed_project: Project) -> None:
-    deployed_project.edit_config(drift_test="raw")
-    only_new_source(deployed_project, labelled_batch(deployed_project, "contradicting.csv", agree=False))
-    result = deployed_project.run("fullprocess.py")
+def test_a_drifting_batch_triggers_retrain_and_the_gate_deploys_the_better_model(production_project: Project) -> None:
+    production_project.edit_config(drift_test="raw")
+    only_new_source(production_project, labelled_batch(production_project, "contradicting.csv", agree=False))
+    result = production_project.run_in_process("fullprocess.py")
 
     assert "no drift" not in result.stderr and "new F1 0.0000 is below deployed score 0.5714" in result.stderr
     assert "challenger gate: deploy" in result.stderr
-    settings = deployed_project.settings()
+    settings = production_project.settings()
     assert current_version(settings) == "v0002"
     assert load_deployed_model(settings).ingested_files == ["contradicting.csv"]
-    with deployed_project.store() as store:
+    with production_project.store() as store:
         assert store.drift_checks()[0]["next_step"] == "challenger deployed"
         assert store.drift_checks()[0]["decision"]["gate"]["chosen"] is not None
     for artifact in COURSE_ARTIFACTS:
-        assert (deployed_project.root / artifact).is_file(), artifact
-    with deployed_project.store() as store:
+        assert (production_project.root / artifact).is_file(), artifact
+    with production_project.store() as store:
         assert store.drift_checks()[0]["drift"] is True
         assert [d["version"] for d in store.deployments()] == ["v0002", "v0001"]
         assert store.latest_diagnostics()["model_version"] == "v0002"
@@ -173,46 +177,46 @@ def test_a_drifting_batch_triggers_retrain_and_the_gate_deploys_the_better_model
 
 
 @pytest.mark.slow
-def test_a_stable_batch_does_not_redeploy_and_is_not_new_next_tick(deployed_project: Project) -> None:
-    deployed_project.edit_config(drift_test="raw")
-    only_new_source(deployed_project, labelled_batch(deployed_project, "agreeing.csv", agree=True))
-    result = deployed_project.run("fullprocess.py")
+def test_a_stable_batch_does_not_redeploy_and_is_not_new_next_tick(production_project: Project) -> None:
+    production_project.edit_config(drift_test="raw")
+    only_new_source(production_project, labelled_batch(production_project, "agreeing.csv", agree=True))
+    result = production_project.run_in_process("fullprocess.py")
     assert "new F1 1.0000 is not below deployed score 0.5714" in result.stderr
-    assert current_version(deployed_project.settings()) == "v0001"
-    assert "nothing to do" in deployed_project.run("fullprocess.py").stderr
+    assert current_version(production_project.settings()) == "v0001"
+    assert "nothing to do" in production_project.run_in_process("fullprocess.py").stderr
 
 
 @pytest.mark.slow
-def test_drift_test_is_chosen_in_config(deployed_project: Project) -> None:
-    deployed_project.edit_config(drift_test="parametric")
-    only_new_source(deployed_project, labelled_batch(deployed_project, "agreeing.csv", agree=True))
-    result = deployed_project.run("fullprocess.py")
+def test_drift_test_is_chosen_in_config(production_project: Project) -> None:
+    production_project.edit_config(drift_test="parametric")
+    only_new_source(production_project, labelled_batch(production_project, "agreeing.csv", agree=True))
+    result = production_project.run_in_process("fullprocess.py")
     assert "drift check (parametric)" in result.stderr
     assert "parametric needs 10 past scores, has 0: used raw" in result.stderr
 
 
 @pytest.mark.slow
-def test_a_failed_run_leaves_production_alone_and_the_next_run_retries(deployed_project: Project) -> None:
-    deployed_project.edit_config(drift_test="raw")
-    only_new_source(deployed_project, labelled_batch(deployed_project, "contradicting.csv", agree=False))
-    test_file = deployed_project.root / "testdata" / "testdata.csv"
+def test_a_failed_run_leaves_production_alone_and_the_next_run_retries(production_project: Project) -> None:
+    production_project.edit_config(drift_test="raw")
+    only_new_source(production_project, labelled_batch(production_project, "contradicting.csv", agree=False))
+    test_file = production_project.root / "testdata" / "testdata.csv"
     good_test_data = test_file.read_text()
     test_file.write_text("corporation,exited\nx,1\n")
-    before = fingerprint(deployed_project.root / "production_deployment")
+    before = fingerprint(production_project.root / "production_deployment")
 
-    failed = deployed_project.run("fullprocess.py", check=False)
+    failed = production_project.run_in_process("fullprocess.py", check=False)
     assert failed.returncode != 0 and "testdata.csv is missing column(s)" in failed.stderr
-    assert fingerprint(deployed_project.root / "production_deployment") == before
-    with deployed_project.store() as store:
+    assert fingerprint(production_project.root / "production_deployment") == before
+    with production_project.store() as store:
         assert store.runs()[0]["outcome"] == "bad input"  # exit 2: the test file is the user's to fix
         # v0001's test score and training rows are in the practice config's store, which deployed it
         assert store.scores() == [], "a failed run records no batch score"
         assert store.drift_checks() == [] and store.decided_rows() == [], "a failed run decides no rows"
 
     test_file.write_text(good_test_data)
-    retried = deployed_project.run("fullprocess.py")
-    assert "1 new file(s)" in retried.stderr and current_version(deployed_project.settings()) == "v0002"
-    with deployed_project.store() as store:
+    retried = production_project.run_in_process("fullprocess.py")
+    assert "1 new file(s)" in retried.stderr and current_version(production_project.settings()) == "v0002"
+    with production_project.store() as store:
         batch_scores = [s for s in store.scores() if s["kind"] == "batch"]
         assert len(batch_scores) == 1, "the retried batch is scored once"
         assert batch_scores[0]["in_history"] == 0, "a drifting batch's own score stays out of the history"
@@ -252,11 +256,11 @@ PAST_SCORES = [0.5, 0.6, 0.7, 0.55, 0.65, 0.6, 0.7, 0.5, 0.6, 0.65]  # ten batch
 @pytest.mark.slow
 @pytest.mark.parametrize("test", ["parametric", "nonparametric"])
 def test_the_course_statistical_rules_decide_on_the_current_models_batch_scores(
-    deployed_project: Project, test: str
+    production_project: Project, test: str
 ) -> None:
     """With ten past batch scores of v0001 (and scores that must not count: another version's, a drifting
     batch's, a test score), the rule sets its threshold by the course's formula on those ten alone."""
-    with deployed_project.store() as store:
+    with production_project.store() as store:
         rows = [ScoreRow("batch", f1, 10, "earlier.csv", None, "v0001") for f1 in PAST_SCORES]
         rows += [
             ScoreRow("batch", 0.99, 10, "other.csv", None, "v0000"),
@@ -265,10 +269,10 @@ def test_the_course_statistical_rules_decide_on_the_current_models_batch_scores(
         run_id = store.start_run("earlier")
         store.finish_run(run_id, "no drift", "seeded", scores=rows)
         store.record_score("test", 0.95, 5, "testdata.csv", None, "v0001")
-    deployed_project.edit_config(drift_test=test)
-    only_new_source(deployed_project, labelled_batch(deployed_project, "contradicting.csv", agree=False))
+    production_project.edit_config(drift_test=test)
+    only_new_source(production_project, labelled_batch(production_project, "contradicting.csv", agree=False))
 
-    result = deployed_project.run("fullprocess.py")
+    result = production_project.run_in_process("fullprocess.py")
     history = np.array(PAST_SCORES)
     if test == "parametric":
         threshold = history.mean() - 2 * np.std(history)  # numpy's default std (ddof 0), as the course
@@ -278,65 +282,65 @@ def test_the_course_statistical_rules_decide_on_the_current_models_batch_scores(
     assert f"drift check ({test}): drift: new F1 0.0000 is below" in result.stderr
     assert f"{threshold:.4f}" in result.stderr and "of 10 past scores" in result.stderr
     assert "used raw" not in result.stderr
-    with deployed_project.store() as store:
+    with production_project.store() as store:
         check = store.drift_checks()[0]
     assert check["test"] == test and check["history_size"] == 10 and check["drift"] is True
     assert check["threshold"] == pytest.approx(threshold)
 
 
 @pytest.mark.slow
-def test_a_bad_new_file_is_rejected_by_name_and_good_ones_still_checked(deployed_project: Project) -> None:
-    deployed_project.edit_config(drift_test="raw")
-    stable = labelled_batch(deployed_project, "agreeing.csv", agree=True)
-    only_new_source(deployed_project, stable)
-    bad = deployed_project.root / "sourcedata" / "broken.csv"
+def test_a_bad_new_file_is_rejected_by_name_and_good_ones_still_checked(production_project: Project) -> None:
+    production_project.edit_config(drift_test="raw")
+    stable = labelled_batch(production_project, "agreeing.csv", agree=True)
+    only_new_source(production_project, stable)
+    bad = production_project.root / "sourcedata" / "broken.csv"
     bad.write_text(COLUMNS.replace(",", ";") + "\nx;1;2;3;0\n")
 
-    result = deployed_project.run("fullprocess.py")
+    result = production_project.run_in_process("fullprocess.py")
     assert "rejected broken.csv is not comma-separated (its header uses semicolons" in result.stderr
     assert "v0001 on 40 new rows from agreeing.csv: drift check (raw)" in result.stderr
-    again = deployed_project.run("fullprocess.py")
+    again = production_project.run_in_process("fullprocess.py")
     assert "nothing to do" in again.stderr  # the rejected file is not retried until it changes
 
 
 @pytest.mark.slow
-def test_a_batch_without_any_exit_has_f1_zero_when_the_model_predicted_exits(deployed_project: Project) -> None:
+def test_a_batch_without_any_exit_has_f1_zero_when_the_model_predicted_exits(production_project: Project) -> None:
     """F1 is undefined only when TP + FP + FN = 0: 38 rows all predicted to exit, none did, is F1 0, decided."""
-    deployed_project.edit_config(drift_test="raw")
-    path = labelled_batch(deployed_project, "stayers.csv", agree=True, rows=200)
+    production_project.edit_config(drift_test="raw")
+    path = labelled_batch(production_project, "stayers.csv", agree=True, rows=200)
     frame = pd.read_csv(path)
     predicted_exits = frame[frame["exited"] == 1].head(38).assign(exited=0)
     predicted_exits.to_csv(path, index=False)
-    only_new_source(deployed_project, path)
+    only_new_source(production_project, path)
 
-    result = deployed_project.run("fullprocess.py")
+    result = production_project.run_in_process("fullprocess.py")
     assert "v0001 on 38 new rows from stayers.csv: drift check (raw): drift: new F1 0.0000 is below" in result.stderr
-    with deployed_project.store() as store:
+    with production_project.store() as store:
         check = store.drift_checks()[0]
         assert check["new_score"] == 0.0 and check["rows"] == 38 and check["positives"] == 0
 
 
 @pytest.mark.slow
 def test_f1_is_undefined_only_without_any_positive_and_then_the_rows_are_carried_over(
-    deployed_project: Project,
+    production_project: Project,
 ) -> None:
-    deployed_project.edit_config(drift_test="raw")
-    path = labelled_batch(deployed_project, "quiet.csv", agree=True, rows=200)
+    production_project.edit_config(drift_test="raw")
+    path = labelled_batch(production_project, "quiet.csv", agree=True, rows=200)
     frame = pd.read_csv(path)
     frame[frame["exited"] == 0].head(30).to_csv(path, index=False)  # predicted to stay, and stayed
-    only_new_source(deployed_project, path)
-    result = deployed_project.run("fullprocess.py")
+    only_new_source(production_project, path)
+    result = production_project.run_in_process("fullprocess.py")
     assert "carried over: F1 is undefined on 30 new labelled rows" in result.stderr
-    assert current_version(deployed_project.settings()) == "v0001"
+    assert current_version(production_project.settings()) == "v0001"
 
 
 @pytest.mark.slow
-def test_an_unreadable_file_is_skipped_with_a_warning_and_the_rest_still_checked(deployed_project: Project) -> None:
-    only_new_source(deployed_project, labelled_batch(deployed_project, "agreeing.csv", agree=True))
-    (deployed_project.root / "sourcedata" / "unreadable.csv").symlink_to("/proc/self/mem")  # reading fails (EIO)
+def test_an_unreadable_file_is_skipped_with_a_warning_and_the_rest_still_checked(production_project: Project) -> None:
+    only_new_source(production_project, labelled_batch(production_project, "agreeing.csv", agree=True))
+    (production_project.root / "sourcedata" / "unreadable.csv").symlink_to("/proc/self/mem")  # reading fails (EIO)
 
-    result = deployed_project.run("fullprocess.py")
+    result = production_project.run_in_process("fullprocess.py")
     assert "skipped" in result.stderr and "unreadable.csv: cannot read it" in result.stderr
     assert "v0001 on 40 new rows from agreeing.csv: drift check" in result.stderr
-    again = deployed_project.run("fullprocess.py")
+    again = production_project.run_in_process("fullprocess.py")
     assert "unreadable.csv: cannot read it" in again.stderr  # retried (and warned about) every run until fixed

@@ -1,4 +1,5 @@
-"""fullprocess.py and data drift, end to end: the real script as a subprocess on a project copy."""
+"""fullprocess.py and data drift, end to end: the script's ``main()`` in this process (``Project.run_in_process``) on
+copies of the deployed projects (tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -41,11 +42,11 @@ def write_batch(project: Project, name: str, prefix: str, scale: float) -> pd.Da
     return batch
 
 
-def test_the_course_run_records_data_drift_and_prints_it(project: Project) -> None:
+def test_the_course_run_records_data_drift_and_prints_it(production_project: Project) -> None:
     """Practice model deployed, then sourcedata arrives: the F1 rule sees no drift, the features do."""
-    project.run("fullprocess.py", config=project.practice_config)
+    project = production_project
     project.edit_config(drift_test="raw")  # the course's rule decides on the 26 rows (the default carries them over)
-    result = project.run("fullprocess.py")
+    result = project.run_in_process("fullprocess.py")
     assert "drift check (raw): no drift" in result.stderr
     assert (
         "data drift of 26 new rows vs v0001 training reference (26 rows): drift (3 of 3 features drifted"
@@ -64,24 +65,24 @@ def test_the_course_run_records_data_drift_and_prints_it(project: Project) -> No
         assert store.latest_data_drift() == {k: v for k, v in check.items() if k != "model_version"} | {
             "model_version": "v0001"
         }
-    project.run("fullprocess.py")  # nothing new: no second check
+    project.run_in_process("fullprocess.py")  # nothing new: no second check
     assert len(data_drift_checks(project)) == 1
 
 
-def test_data_drift_alone_retrains_only_when_config_says_so(project: Project) -> None:
+def test_data_drift_alone_retrains_only_when_config_says_so(deployed_project: Project) -> None:
+    project = deployed_project  # the practice run deployed v0001
     config = project.practice_config
     project.edit_config(config, drift_test="raw")  # the course's rule decides on the 26-row batches
-    project.run("fullprocess.py", config=config)
 
     project.edit_config(config, data_drift_triggers_retrain=True)
     write_batch(project, "stable.csv", "s", scale=1)
-    stable = project.run("fullprocess.py", config=config)
+    stable = project.run_in_process("fullprocess.py", config=config)
     assert "no drift: v0001 stays deployed\n" in stable.stderr
     assert data_drift_checks(project, config)[-1]["verdict"] == "no drift"
 
     project.edit_config(config, data_drift_triggers_retrain=None)  # back to the default: report only
     write_batch(project, "drifted1.csv", "d", scale=10)
-    reported = project.run("fullprocess.py", config=config)
+    reported = project.run_in_process("fullprocess.py", config=config)
     assert "drift check (raw): no drift: new F1 1.0000" in reported.stderr
     assert "no drift: v0001 stays deployed (data drift is report-only" in reported.stderr
     assert data_drift_checks(project, config)[-1]["verdict"] == "drift"
@@ -89,7 +90,7 @@ def test_data_drift_alone_retrains_only_when_config_says_so(project: Project) ->
 
     project.edit_config(config, data_drift_triggers_retrain=True)
     write_batch(project, "drifted2.csv", "e", scale=10)
-    retrained = project.run("fullprocess.py", config=config)
+    retrained = project.run_in_process("fullprocess.py", config=config)
     assert "retraining on data drift alone (data_drift_triggers_retrain is true)" in retrained.stderr
     # the model still predicts these rows perfectly: no retrained candidate can beat it, so the gate keeps it
     assert (
@@ -101,7 +102,7 @@ def test_data_drift_alone_retrains_only_when_config_says_so(project: Project) ->
     assert [c["verdict"] for c in checks] == ["no drift", "drift", "drift"]
     assert checks[-1]["model_version"] == "v0001" and checks[-1]["files"] == ["drifted2.csv"]
 
-    forced = project.run("fullprocess.py", "--force", config=config)  # an operator's call: deploy regardless
+    forced = project.run_in_process("fullprocess.py", "--force", config=config)  # an operator's call: deploy regardless
     assert "summary: deployed" in forced.stderr and "forced by --force" in forced.stderr
     assert current_version(settings) == "v0002"
     # the new version has its own reference (all rows it was trained on) and the snapshot carries the check
@@ -111,15 +112,15 @@ def test_data_drift_alone_retrains_only_when_config_says_so(project: Project) ->
     assert snapshot["data_drift"]["verdict"] == "drift" and snapshot["data_drift"]["files"] == ["drifted2.csv"]
 
 
-def test_a_version_without_reference_records_no_reference(project: Project) -> None:
+def test_a_version_without_reference_records_no_reference(production_project: Project) -> None:
     """A version deployed before references were kept: the check says so and the run goes on."""
-    project.run("fullprocess.py", config=project.practice_config)
+    project = production_project
     version = load_deployed_model(project.settings()).path
     metadata = json.loads((version / METADATA_NAME).read_text())
     del metadata["reference_file"], metadata["reference_sha256"]
     (version / METADATA_NAME).write_text(json.dumps(metadata))
     (version / REFERENCE_NAME).unlink()
-    result = project.run("fullprocess.py")
+    result = project.run_in_process("fullprocess.py")
     assert (
         "data drift of 26 new rows vs v0001 training reference: no reference (v0001 was deployed before"
         in result.stderr
@@ -127,14 +128,14 @@ def test_a_version_without_reference_records_no_reference(project: Project) -> N
     assert [c["verdict"] for c in data_drift_checks(project)] == ["no reference"]
 
 
-def test_a_broken_reference_fails_the_data_drift_check_loudly_but_not_the_f1_check(project: Project) -> None:
-    project.run("fullprocess.py", config=project.practice_config)
+def test_a_broken_reference_fails_the_data_drift_check_loudly_but_not_the_f1_check(production_project: Project) -> None:
+    project = production_project
     project.edit_config(drift_test="raw")
     reference = load_deployed_model(project.settings()).path / REFERENCE_NAME
     reference.write_text("{}")
-    result = project.run("fullprocess.py", check=False)
+    result = project.run_in_process("fullprocess.py", check=False)
     assert result.returncode == 1
     assert "data drift check FAILED" in result.stderr and "does not match the sha256" in result.stderr
     assert "drift check (raw): no drift" in result.stderr
     assert data_drift_checks(project) == []
-    assert project.run("fullprocess.py").returncode == 0  # the files were checked: no retry storm
+    assert project.run_in_process("fullprocess.py").returncode == 0  # the files were checked: no retry storm

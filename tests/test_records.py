@@ -107,8 +107,9 @@ def table_rows(path: Path, table: str, columns: int) -> list[tuple]:
 
 @pytest.mark.slow
 def test_each_step_records_its_history(project: Project) -> None:
+    """Each course script's ``main()`` in turn, in this process (each has tests of its own process elsewhere)."""
     settings = project.settings()
-    project.run("ingestion.py")
+    project.run_in_process("ingestion.py")
     with project.store() as store:
         ingestions = {row["file_name"]: row for row in store.ingestions()}
     assert set(ingestions) == {"dataset3.csv", "dataset4.csv"}
@@ -120,15 +121,15 @@ def test_each_step_records_its_history(project: Project) -> None:
         assert row["rows_read"] == len(source.read_text().splitlines()) - 1
         assert row["rows_kept"] + row["duplicates_dropped"] <= row["rows_read"]
 
-    project.run("training.py")
-    project.run("scoring.py")
+    project.run_in_process("training.py")
+    project.run_in_process("scoring.py")
     model_sha = json.loads((settings.output_model_path / "trainedmodel.json").read_text())["model_sha256"]
     with project.store() as store:
         [test_score] = store.scores()
     assert (test_score["kind"], test_score["model_sha256"], test_score["model_version"]) == ("test", model_sha, None)
     assert test_score["f1"] == pytest.approx(float((settings.output_model_path / "latestscore.txt").read_text()))
 
-    project.run("deployment.py")
+    project.run_in_process("deployment.py")
     with project.store() as store:
         [deployment] = store.deployments()
         [test_score] = store.scores()
@@ -136,13 +137,13 @@ def test_each_step_records_its_history(project: Project) -> None:
     assert (deployment["f1"], deployment["model_sha256"]) == (test_score["f1"], model_sha)
     assert test_score["model_version"] == "v0001", "a deploy names the version on its model's test score"
 
-    project.run("diagnostics.py")
+    project.run_in_process("diagnostics.py")
     with project.store() as store:
         [snapshot] = store.diagnostics_history()
     assert snapshot["model_version"] == "v0001"
     assert snapshot == json.loads((settings.output_model_path / "diagnostics.json").read_text())
 
-    project.run("reporting.py")
+    project.run_in_process("reporting.py")
     with project.store() as store:
         evaluation = store.latest_evaluation("v0001")
     test_rows = len(settings.test_data_file.read_text().splitlines()) - 1
@@ -153,7 +154,7 @@ def test_each_step_records_its_history(project: Project) -> None:
     assert (settings.output_model_path / "confusionmatrix.png").read_bytes().startswith(b"\x89PNG")
 
     project.edit_config(drift_test="raw")  # the course's rule decides on the 26 flipped rows
-    quiet = project.run("fullprocess.py")  # the files deployed by hand hold the model's own training rows
+    quiet = project.run_in_process("fullprocess.py")  # the files deployed by hand hold the model's own training rows
     assert "no new rows to check v0001 against" in quiet.stderr
     flipped = [
         row
@@ -161,7 +162,7 @@ def test_each_step_records_its_history(project: Project) -> None:
         for row in flipped_rows(settings.input_folder_path / name, f"f{name[7]}-")
     ]
     project.write_data("sourcedata", "dataset5.csv", flipped)  # labels the model learnt, flipped: it drifts
-    project.run("fullprocess.py")
+    project.run_in_process("fullprocess.py")
     with project.store() as store:
         [drift] = store.drift_checks()
         batch = [s for s in store.scores() if s["kind"] == "batch"]
@@ -177,13 +178,13 @@ def test_each_step_records_its_history(project: Project) -> None:
         ("fullprocess", "nothing new"),
     ]
     assert [d["version"] for d in deployments] == ["v0001"]
-    project.run("fullprocess.py", "--force")  # an operator deploys a retrained model regardless
+    project.run_in_process("fullprocess.py", "--force")  # an operator deploys a retrained model regardless
     with project.store() as store:
         deployments = store.deployments()
         assert store.runs()[0]["command"] == "fullprocess --force"
     assert [d["version"] for d in deployments] == ["v0002", "v0001"]
 
-    project.run("deployment.py", "--rollback")
+    project.run_in_process("deployment.py", "--rollback")
     with project.store() as store:
         latest = store.deployments()[0]
     assert (latest["action"], latest["version"], latest["previous_version"]) == ("rollback", "v0001", "v0002")

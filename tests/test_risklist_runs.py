@@ -1,4 +1,4 @@
-"""The risk list in real ``fullprocess.py`` runs: written after a deployment for the bundled 10,000-client book,
+"""The risk list in ``fullprocess.py`` runs (its ``main()`` in this process, ``Project.run_in_process``): written after a deployment for the bundled 10,000-client book,
 left alone by an unchanged tick, refreshed when the book changes, and a bad book rejected by name without
 stopping the run."""
 
@@ -18,7 +18,7 @@ def risk_list(project: Project) -> pd.DataFrame:
 
 
 def test_the_main_job_ranks_the_bundled_book_and_a_quiet_tick_leaves_it(deployed_project: Project) -> None:
-    first = deployed_project.run("fullprocess.py")  # the production config ranks clientbook/clients.csv
+    first = deployed_project.run_in_process("fullprocess.py")  # the production config ranks clientbook/clients.csv
     ranked = risk_list(deployed_project)
     assert len(ranked) == 10_000 and list(ranked["rank"][:3]) == [1, 2, 3]
     assert ranked["probability"].is_monotonic_decreasing and set(ranked["model_version"]) == {"v0001"}
@@ -26,19 +26,20 @@ def test_the_main_job_ranks_the_bundled_book_and_a_quiet_tick_leaves_it(deployed
     path = deployed_project.settings().output_model_path / RISK_LIST_NAME
     written = path.stat().st_mtime_ns
 
-    quiet = deployed_project.run("fullprocess.py")
+    quiet = deployed_project.run_in_process("fullprocess.py")
     assert "nothing to do" in quiet.stderr and path.stat().st_mtime_ns == written
 
 
-def test_a_changed_book_refreshes_the_list_on_the_next_tick(deployed_project: Project) -> None:
-    deployed_project.run("fullprocess.py")
+def test_a_changed_book_refreshes_the_list_on_the_next_tick(production_project: Project) -> None:
+    deployed_project = production_project  # whose production tick ranked the book
+    deployed_project.run_in_process("fullprocess.py")  # the course files: nothing to rank again
     book = deployed_project.root / "clientbook" / "clients.csv"
     clients = pd.read_csv(book, keep_default_na=False)
     riskiest = risk_list(deployed_project)["corporation"][0]
     clients = clients[clients["corporation"] != riskiest]  # the riskiest client left the book
     clients.to_csv(book, index=False)
 
-    result = deployed_project.run("fullprocess.py")
+    result = deployed_project.run_in_process("fullprocess.py")
     assert "the client book clientbook/clients.csv or the deployed version changed" in result.stderr
     ranked = risk_list(deployed_project)
     assert len(ranked) == 9_999 and riskiest not in set(ranked["corporation"])
@@ -46,12 +47,13 @@ def test_a_changed_book_refreshes_the_list_on_the_next_tick(deployed_project: Pr
         assert [row["rows"] for row in store.risk_lists(2)] == [9_999, 10_000]
 
 
-def test_a_bad_book_is_rejected_by_name_and_the_run_goes_on(deployed_project: Project) -> None:
+def test_a_bad_book_is_rejected_by_name_and_the_run_goes_on(production_project: Project) -> None:
+    deployed_project = production_project
     book = deployed_project.root / "clientbook" / "clients.csv"
     text = book.read_text().splitlines()
     text[5] = text[5].rsplit(",", 1)[0] + ",lots"  # a number of employees that is not a number
     book.write_text("\n".join(text) + "\n")
-    result = deployed_project.run("fullprocess.py", "--quiet")
+    result = deployed_project.run_in_process("fullprocess.py", "--quiet")
     [line] = [line for line in result.stderr.splitlines() if "rejected the client book" in line]
     assert "clientbook/clients.csv" in line and "'lots'" in line and "number_of_employees" in line
     assert result.returncode == 0  # the drift check of the run stands

@@ -44,8 +44,8 @@ def test_course_score_files_in_several_spellings_are_read(tmp_path, text: str) -
 
 @pytest.mark.slow
 def test_scoring_script_with_bad_test_data_names_the_file(project: Project) -> None:
-    project.run("ingestion.py")
-    project.run("training.py")
+    project.run_in_process("ingestion.py")
+    project.run_in_process("training.py")
     (project.root / "testdata" / "testdata.csv").write_text("corporation,exited\nx,1\n")
     result = project.run("scoring.py", check=False)
     assert result.returncode == 2

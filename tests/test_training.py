@@ -82,7 +82,7 @@ def test_training_without_ingested_data_says_to_run_ingestion(project: Project) 
 
 @pytest.mark.slow
 def test_training_script_runs_on_its_own(project: Project) -> None:
-    project.run("ingestion.py")
+    project.run_in_process("ingestion.py")
     result = project.run("training.py")
     assert "trained on 26 rows" in result.stderr
     assert (project.root / "models" / "trainedmodel.pkl").exists()

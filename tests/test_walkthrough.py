@@ -1,6 +1,7 @@
-"""The course walk-through (walkthroughdata/README.md) as users run it: the practice run deploys v0001 into the
-shared production folder, production checks it on sourcedata, then on walkthroughdata/dataset5.csv; practice and
-production keep their own ingested data, stores, reports, logs and metrics; ``make clean`` resets all of it."""
+"""The course walk-through (walkthroughdata/README.md) as users run it, each step its own process: the practice run
+deploys v0001 into the shared production folder, production checks it on sourcedata, then on
+walkthroughdata/dataset5.csv, and ``make clean`` resets all of it; under the course's rule; practice and production
+keep their own ingested data, stores, reports, logs and metrics."""
 
 from __future__ import annotations
 
@@ -46,8 +47,25 @@ def production_state(project: Project) -> dict[str, str]:
     return state
 
 
-def test_the_walkthrough_under_the_default_rule(deployed_template: Project, tmp_path: Path) -> None:
-    project = deployed_template.copy_to(tmp_path / "project")  # step 1: the practice run deployed v0001
+def fresh_clone(project: Project) -> Project:
+    """``project`` laid out as a fresh clone: the generated folders with their .gitkeep, the Makefile, the
+    walk-through's data."""
+    for folder in GENERATED:
+        (project.root / folder).mkdir()
+        (project.root / folder / ".gitkeep").touch()
+    shutil.copy(REPO / "Makefile", project.root)
+    shutil.copytree(REPO / "walkthroughdata", project.root / "walkthroughdata")
+    return project
+
+
+def test_the_walkthrough_under_the_default_rule_then_make_clean_resets_every_artifact(project: Project) -> None:
+    """Each step as users run it, its own process, in a fresh clone; then ``make clean`` leaves the shipped files."""
+    fresh_clone(project)
+    (project.root / "sourcedata" / "mine.csv").write_text((project.root / "sourcedata" / "dataset3.csv").read_text())
+    shipped = files_under(project.root)
+
+    step1 = project.run("fullprocess.py", config=project.practice_config)
+    assert "deployed v0001" in step1.stderr and "summary: deployed" in step1.stderr
 
     step2 = project.run("fullprocess.py")
     assert (
@@ -82,15 +100,23 @@ def test_the_walkthrough_under_the_default_rule(deployed_template: Project, tmp_
         "deployed v0002: trained on all ingested rows; F1 0.8571 on the test file testdata/testdata.csv" in step3.stderr
     )
     assert "summary: deployed" in step3.stderr
+    assert len(files_under(project.root)) > len(shipped) + 20
+
+    result = subprocess.run(["make", "clean"], cwd=project.root, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert files_under(project.root) == shipped  # the user's own mine.csv stays; the walk-through's copy goes
+    assert not [p for p in project.root.rglob(".*") if p.name != ".gitkeep"]  # no run lock, no temporary file
 
 
-def test_the_walkthrough_under_the_course_rule_raw(deployed_template: Project, tmp_path: Path) -> None:
-    project = deployed_template.copy_to(tmp_path / "project")
+def test_the_walkthrough_under_the_course_rule_raw(production_project: Project) -> None:
+    """Steps 2 and 3 decided by the course's rule (``main()`` in this process; the production store already knows
+    the practice model, see tests/conftest.py: the adoption is followed above)."""
+    project = production_project
     project.edit_config(drift_test="raw")
-    step2 = project.run("fullprocess.py")
+    step2 = project.run_in_process("fullprocess.py")
     assert "drift check (raw): no drift: new F1 0.6923 is not below deployed score 0.5714" in step2.stderr
     shutil.copy(DATASET5, project.root / "sourcedata")
-    step3 = project.run("fullprocess.py")
+    step3 = project.run_in_process("fullprocess.py")
     assert (
         "v0001 on 100 new rows from dataset5.csv: drift check (raw): drift: new F1 0.1013 is below deployed score 0.5714"
     ) in step3.stderr
@@ -98,9 +124,9 @@ def test_the_walkthrough_under_the_course_rule_raw(deployed_template: Project, t
 
 
 def test_a_practice_run_after_a_production_run_leaves_production_untouched(project: Project) -> None:
-    project.run("fullprocess.py")  # production bootstraps v0001 on sourcedata
+    project.run_in_process("fullprocess.py")  # production bootstraps v0001 on sourcedata
     before = production_state(project)
-    practice = project.run("fullprocess.py", config=project.practice_config)
+    practice = project.run_in_process("fullprocess.py", config=project.practice_config)
     assert "version v0001 is current but practiceingested/records.sqlite never recorded deploying it" in (
         practice.stderr
     )
@@ -109,24 +135,3 @@ def test_a_practice_run_after_a_production_run_leaves_production_untouched(proje
     assert (settings.output_folder_path / FINAL_DATA_NAME).exists()
     assert (settings.output_model_path / SNAPSHOT_NAME).exists()  # practice's own diagnostics of v0001
     assert settings.metrics_textfile_path.exists()
-
-
-def test_make_clean_resets_every_artifact_of_both_configs_and_keeps_the_shipped_files(project: Project) -> None:
-    for folder in GENERATED:  # as in a fresh clone
-        (project.root / folder).mkdir()
-        (project.root / folder / ".gitkeep").touch()
-    shutil.copy(REPO / "Makefile", project.root)
-    shutil.copytree(REPO / "walkthroughdata", project.root / "walkthroughdata")
-    (project.root / "sourcedata" / "mine.csv").write_text((project.root / "sourcedata" / "dataset3.csv").read_text())
-    shipped = files_under(project.root)
-
-    project.run("fullprocess.py", config=project.practice_config)
-    project.run("fullprocess.py")
-    shutil.copy(DATASET5, project.root / "sourcedata")
-    project.run("fullprocess.py")
-    assert len(files_under(project.root)) > len(shipped) + 20
-
-    result = subprocess.run(["make", "clean"], cwd=project.root, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    assert files_under(project.root) == shipped  # the user's own mine.csv stays; the walk-through's copy goes
-    assert not [p for p in project.root.rglob(".*") if p.name != ".gitkeep"]  # no run lock, no temporary file
