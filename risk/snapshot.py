@@ -11,7 +11,7 @@ dashboard read it. Nothing recomputes it in a GET. The JSON document, written do
 ``summary_statistics``   per numeric column: ``mean``, ``median``, ``std`` (the course's), ``p10``, ``p25``,
                          ``p75``, ``p90`` (the plots' bands); null for a column with no values
 ``missing_data_percent`` per column: percent of missing values
-``execution_time_seconds`` ``ingestion_seconds``, ``training_seconds`` (null when that script failed)
+``execution_time_seconds`` ``ingestion_seconds``, ``training_seconds``: each step on a scratch copy (null: it failed)
 ``dependencies``         per requirement: ``package``, ``installed``, ``latest``, ``status``
 ``test_predictions``     ``rows`` and ``predicted_positive_rate`` on the test file (null without a model)
 ``data_drift``           the latest data drift check (diagnostics.data_drift), or null

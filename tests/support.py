@@ -103,8 +103,8 @@ class Project:
         working directory and environment (``env`` added); its exit code, stdout and stderr come back the same way.
 
         For tests of what a run decides. It spares each run the interpreter's start and the imports of pandas,
-        scikit-learn and matplotlib (seconds); the steps a run starts as processes (diagnostics timing the course
-        scripts) still do. Each script keeps tests with :meth:`run` for its command line as users run it.
+        scikit-learn and matplotlib (seconds). Each script keeps tests with :meth:`run` for its command line as users
+        run it.
         """
         module = importlib.import_module(Path(script).stem)
         argv = [str(REPO / script), "--config", str(config or self.config), *args]

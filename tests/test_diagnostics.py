@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import logging
 import socket
 import threading
 from collections.abc import Iterator
@@ -74,11 +75,25 @@ def test_summary_and_missing_data_of_finaldata(project: Project) -> None:
 
 
 @pytest.mark.slow
-def test_execution_time_runs_the_real_scripts_without_touching_real_outputs(project: Project) -> None:
+def test_execution_time_times_the_real_steps_without_touching_real_outputs(project: Project) -> None:
     timings = execution_time(project.settings())
     assert set(timings) == {"ingestion_seconds", "training_seconds"}
     assert all(seconds > 0 for seconds in timings.values())
     assert not (project.root / "ingesteddata").exists() and not (project.root / "models").exists()
+
+
+def test_a_step_that_fails_on_the_scratch_copy_is_timed_as_none_with_a_warning(
+    project: Project, caplog: pytest.LogCaptureFixture
+) -> None:
+    for data_file in (project.root / "sourcedata").iterdir():
+        data_file.unlink()  # nothing to ingest, so nothing to train on
+    with caplog.at_level(logging.INFO):
+        timings = execution_time(project.settings())
+    assert timings == {"ingestion_seconds": None, "training_seconds": None}
+    warnings = [record.getMessage() for record in caplog.records]
+    assert [line.split(":")[0] for line in warnings] == ["timing ingestion", "timing training"], warnings
+    assert "no valid data files in" in warnings[0] and "run ingestion.py first" in warnings[1]
+    assert not logging.root.manager.disable, "the steps' own log records are silenced only while they are timed"
 
 
 class FakeIndex(http.server.BaseHTTPRequestHandler):
