@@ -61,6 +61,11 @@ def _time_axis(axes: Axes, times: Sequence[datetime], label: str = "time (UTC)")
     Spans shorter than MIN_TIME_SPAN are widened around their middle, so ticks never fall between seconds.
     """
     locator = mdates.AutoDateLocator(minticks=3, maxticks=6)
+    # Longer steps than matplotlib's own lists, so every span has one (a 2.5-minute span had none: a warning in
+    # cron mail); multiples of each unit keep the ticks on round times
+    locator.intervald[mdates.SECONDLY] = [1, 5, 10, 15, 30, 60]
+    locator.intervald[mdates.MINUTELY] = [1, 5, 10, 15, 30, 60]
+    locator.intervald[mdates.HOURLY] = [1, 2, 3, 4, 6, 12, 24]
     formats = ["%Y", "%b", "%d", "%H:%M", "%H:%M", "%H:%M:%S"]
     axes.xaxis.set_major_locator(locator)
     axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, formats=formats))

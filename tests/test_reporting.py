@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -406,3 +408,16 @@ def test_the_timing_plot_reads_at_dashboard_size(overview) -> None:
     sizes = {text.get_text(): text.get_fontsize() for text in drawn_texts(figure)}
     assert min(sizes.values()) >= 9, sizes
     assert figure.get_figwidth() <= 6.5, "shown half-width on the dashboard: a small figure keeps its text large"
+
+
+@pytest.mark.parametrize("span_seconds", [0, 1, 59, 150, 151, 3_000, 40_000, 200_000, 3_000_000, 90_000_000])
+def test_time_axes_pick_their_ticks_for_any_span_without_a_warning(span_seconds: int) -> None:
+    """A warning from matplotlib's date locator would reach the cron mail through stderr (2.5 minutes had none)."""
+    start = 1_790_000_000
+    stamps = [time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start + offset)) for offset in (0, span_seconds)]
+    history = [{"timestamp": stamp, "execution_time_seconds": {"training_seconds": 0.2}} for stamp in stamps]
+    figure = plots.draw_timings(history)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        png = plots.figure_bytes(figure)
+    assert png.startswith(b"\x89PNG")
