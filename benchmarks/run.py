@@ -297,7 +297,7 @@ def _last_run_timings(config: Path) -> tuple[str, dict[str, float]]:
 
 
 def _diagnostics_timing(config: Path) -> float:
-    """Seconds the diagnostics step spent re-running ingestion.py and training.py (execution_time)."""
+    """Seconds the diagnostics step spent re-running ingestion and training on a scratch copy (execution_time)."""
     from risk.config import load_config
 
     snapshot = json.loads((load_config(config).output_model_path / "diagnostics.json").read_text())
@@ -540,8 +540,8 @@ def table(figures: dict[str, Any]) -> str:
         + ", ".join(f"{name} {seconds:.2f}" for name, seconds in full["fullprocess_step_timings"].items()),
         f"  sum of steps   {full['steps_sum_seconds']:7.2f} s   "
         + ", ".join(f"{name} {seconds:.2f}" for name, seconds in full["step_seconds"].items()),
-        f"  ratio {full['ratio']:.2f}x; without diagnostics' execution_time (re-runs ingestion.py and "
-        f"training.py: {full['diagnostics_execution_time_seconds']['fullprocess']:.2f} s / "
+        f"  ratio {full['ratio']:.2f}x; without diagnostics' execution_time (re-runs the ingestion and "
+        f"training steps: {full['diagnostics_execution_time_seconds']['fullprocess']:.2f} s / "
         f"{full['diagnostics_execution_time_seconds']['steps']:.2f} s): "
         f"{full['fullprocess_without_execution_time_seconds']:.2f} s vs "
         f"{full['steps_sum_without_execution_time_seconds']:.2f} s = {full['ratio_without_execution_time']:.2f}x",

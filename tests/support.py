@@ -240,11 +240,12 @@ def serve(
     project: Project,
     server: str = "gunicorn",
     env: dict[str, str] | None = None,
-    workers: int = 2,
+    workers: int = 1,
     config: Path | None = None,
 ) -> Iterator[str]:
     """Start the real API (``gunicorn`` via wsgi.py and gunicorn.conf.py, or ``flask`` via ``python app.py``)
-    on a free loopback port, for the project's ``config`` (default: its config.json).
+    on a free loopback port, for the project's ``config`` (default: its config.json). One gunicorn worker unless
+    a test needs more (each loads the model, scikit-learn and all: seconds of CPU).
 
     Yields the base URL once ``/health`` answers; stops the server afterwards. The server's output goes to
     ``server-<port>.log`` beside the project (a pipe nobody reads would fill up and stall the server).

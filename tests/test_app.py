@@ -100,7 +100,8 @@ def server_url(request: pytest.FixtureRequest, api_project: Project) -> Iterator
 
 @pytest.fixture(scope="module")
 def gunicorn_url(api_project: Project) -> Iterator[str]:
-    with serve(api_project, "gunicorn", config=api_project.practice_config) as base:
+    """gunicorn with two workers (the metrics add up across them)."""
+    with serve(api_project, "gunicorn", workers=2, config=api_project.practice_config) as base:
         yield base
 
 
@@ -683,7 +684,7 @@ def test_a_course_config_s_url_or_api_port_is_where_app_py_gunicorn_and_apicalls
     port = free_port()
     project = deployed_template.copy_to(tmp_path / "project")
     value: object = f"http://127.0.0.1:{port}/" if key == "url" else port
-    config = project.edit_config(project.practice_config, api_url=None, **{key: value})
+    config = project.edit_config(project.practice_config, api_url=None, api_workers=1, **{key: value})
     used = f"API url http://127.0.0.1:{port}/ from {key!r} in config_practice.json"
     env = {k: v for k, v in os.environ.items() if k not in AMBIENT_VARIABLES}
     servers = {
@@ -758,7 +759,7 @@ def test_redeploy_while_clients_loop(deployed_template: Project, tmp_path: Path,
     stop = threading.Event()
     results: list[list[tuple[int, str]]] = [[], []]
     errors: list[str] = []
-    with serve(project, server) as base:
+    with serve(project, server, workers=2) as base:  # each gunicorn worker must see the redeploy
         clients = [threading.Thread(target=loop_predictions, args=(base, stop, seen, errors)) for seen in results]
         for client in clients:
             client.start()
