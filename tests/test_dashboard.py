@@ -17,11 +17,12 @@ from pathlib import Path
 import pytest
 import requests
 
+from risk.api import create_app
 from risk.overview import format_number, missing_values_line
 from risk.risklist import read_risklist
 from risk.store import HISTORY_KINDS, RecordsStore
 from risk.versions import current_version
-from tests.support import REPO, Project, serve
+from tests.support import REPO, Project, in_process, serve
 
 pytestmark = pytest.mark.slow
 
@@ -243,7 +244,7 @@ def test_readers_are_not_blocked_by_a_cron_run_writing(served: tuple[Project, st
 
 
 def test_dashboard_and_history_before_anything_ran(project: Project) -> None:
-    with serve(project, "flask") as url:
+    with in_process(create_app(project.settings())) as url:
         dashboard = requests.get(f"{url}/dashboard", timeout=TIMEOUT)
         history = requests.get(f"{url}/history", timeout=TIMEOUT)
     assert dashboard.status_code == 200 and dashboard.headers["Content-Type"].startswith("text/html")
@@ -261,7 +262,7 @@ def test_an_unreadable_store_answers_503_json_not_a_traceback(project: Project) 
     store = project.settings().records_db_path
     store.parent.mkdir(parents=True, exist_ok=True)
     store.write_bytes(b"this is not an SQLite database, it was overwritten by mistake\n" * 100)
-    with serve(project, "flask") as url:
+    with in_process(create_app(project.settings())) as url:
         responses = [requests.get(f"{url}{path}", timeout=TIMEOUT) for path in ("/history", "/dashboard")]
     for response in responses:
         assert response.status_code == 503
@@ -272,8 +273,9 @@ def test_an_unreadable_store_answers_503_json_not_a_traceback(project: Project) 
         )  # an open API: no server paths
 
 
-def test_the_bearer_token_guards_the_dashboard_and_history(project: Project) -> None:
-    with serve(project, "flask", env={"RISK_API_TOKEN": "s3cret"}) as url:
+def test_the_bearer_token_guards_the_dashboard_and_history(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RISK_API_TOKEN", "s3cret")
+    with in_process(create_app(project.settings())) as url:
         refused = [requests.get(f"{url}{path}", timeout=TIMEOUT) for path in ("/dashboard", "/history")]
         allowed = [
             requests.get(f"{url}{path}", headers={"Authorization": "Bearer s3cret"}, timeout=TIMEOUT)
