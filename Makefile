@@ -13,8 +13,9 @@ run: $(VENV)/.runtime
 practice: $(VENV)/.runtime
 	$(BIN)/python fullprocess.py --config config_practice.json
 
+# worksteal: a worker that runs out of tests takes some of the other's, so neither idles at the end
 test: $(VENV)/.dev
-	$(BIN)/python -m pytest -n auto
+	$(BIN)/python -m pytest -n auto --dist worksteal
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
