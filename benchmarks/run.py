@@ -55,7 +55,7 @@ DUPLICATE_RATE = 0.05
 CLOSED_URL = "http://127.0.0.1:9/"  # nothing listens on the discard port: API and package index answer "no"
 APPROACHES = ("loop", "floor", "ours")
 STEP_SCRIPTS = ("ingestion.py", "training.py", "scoring.py", "deployment.py", "diagnostics.py", "reporting.py")
-FULLPROCESS_ONLY_STEPS = ("drift check", "data drift check")  # steps no course script runs on its own
+FULLPROCESS_ONLY_STEPS = ("drift check", "data drift check", "challengers")  # steps no course script runs alone
 GOALS = {
     "ingestion_vs_loop_at_1000_files": 5.0,
     "ingestion_vs_floor": 1.3,
