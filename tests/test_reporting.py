@@ -6,6 +6,7 @@ import itertools
 import json
 import time
 import warnings
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -152,10 +153,20 @@ def test_reporting_script_says_to_deploy_first(project: Project) -> None:
 # --- readability: every plot labelled, no text drawn over other text ---
 
 
+_DRAWN: weakref.WeakSet[Figure] = weakref.WeakSet()
+
+
+def drawn(figure: Figure) -> FigureCanvasAgg:
+    """The figure's Agg canvas, drawn once (the checks below only read what a drawing laid out)."""
+    if figure not in _DRAWN:
+        FigureCanvasAgg(figure).draw()
+        _DRAWN.add(figure)
+    return figure.canvas
+
+
 def drawn_texts(figure: Figure) -> list[Text]:
     """Every piece of text the figure draws: titles, labels, ticks in view, legends, annotations, table cells."""
-    canvas = FigureCanvasAgg(figure)
-    canvas.draw()
+    drawn(figure)
     texts: dict[int, Text] = {}
     for axes in figure.findobj(Axes):
         if not axes.get_visible():
@@ -183,8 +194,9 @@ def drawn_texts(figure: Figure) -> list[Text]:
 
 def overlaps(figure: Figure) -> list[tuple[str, str]]:
     """Pairs of drawn texts whose boxes overlap by more than a pixel."""
-    renderer = FigureCanvasAgg(figure).get_renderer()
-    boxes = [(text.get_text(), text.get_window_extent(renderer).padded(-1)) for text in drawn_texts(figure)]
+    texts = drawn_texts(figure)
+    renderer = drawn(figure).get_renderer()
+    boxes = [(text.get_text(), text.get_window_extent(renderer).padded(-1)) for text in texts]
     return [(a, b) for (a, box_a), (b, box_b) in itertools.combinations(boxes, 2) if box_a.overlaps(box_b)]
 
 
@@ -202,7 +214,9 @@ def overview(risk_list_project: Project):
         return build_overview(settings, store)
 
 
+@pytest.fixture(scope="module")
 def dashboard_figures(overview) -> dict[str, Figure]:
+    """Every plot the dashboard and the report draw, and the empty and edge cases (built once per module)."""
     return {
         "confusion matrix": plots.draw_confusion_matrix(
             plots.confusion_matrix_of(overview.evaluation), plots.confusion_matrix_title(overview.version)
@@ -226,10 +240,21 @@ def dashboard_figures(overview) -> dict[str, Figure]:
     }
 
 
+@pytest.fixture(scope="module")
+def report_figures(overview) -> dict[str, Figure]:
+    """The report's pages, as report.pdf has them (built once per module)."""
+    figures = {}
+    for number, build in enumerate(pdfreport.report_pages(overview), start=1):
+        built = build()
+        for index, figure in enumerate(built if isinstance(built, list) else [built]):
+            figures[f"report page {number}.{index}"] = figure
+    return figures
+
+
 @pytest.mark.slow
-def test_every_plot_has_a_title_axis_labels_and_dates_on_time_axes(overview) -> None:
-    for name, figure in dashboard_figures(overview).items():
-        FigureCanvasAgg(figure).draw()
+def test_every_plot_has_a_title_axis_labels_and_dates_on_time_axes(dashboard_figures: dict[str, Figure]) -> None:
+    for name, figure in dashboard_figures.items():
+        drawn(figure)
         for axes in plot_axes(figure):
             assert axes.get_title() or figure.get_suptitle(), f"{name}: a plot without a title"
             assert axes.get_ylabel(), f"{name}: {axes.get_title()} has no y label"
@@ -240,12 +265,10 @@ def test_every_plot_has_a_title_axis_labels_and_dates_on_time_axes(overview) -> 
 
 
 @pytest.mark.slow
-def test_no_text_overlaps_in_any_plot_or_report_page(overview) -> None:
-    figures = dashboard_figures(overview)
-    for number, build in enumerate(pdfreport.report_pages(overview), start=1):
-        built = build()
-        for index, figure in enumerate(built if isinstance(built, list) else [built]):
-            figures[f"report page {number}.{index}"] = figure
+def test_no_text_overlaps_in_any_plot_or_report_page(
+    dashboard_figures: dict[str, Figure], report_figures: dict[str, Figure]
+) -> None:
+    figures = {**dashboard_figures, **report_figures}
     problems = {name: found for name, figure in figures.items() if (found := overlaps(figure))}
     assert problems == {}
 
@@ -320,18 +343,15 @@ def test_wrapping_keeps_every_character_within_the_width() -> None:
 
 
 @pytest.mark.slow
-def test_table_cells_hold_their_text(overview) -> None:
-    for number, build in enumerate(pdfreport.report_pages(overview), start=1):
-        built = build()
-        for figure in built if isinstance(built, list) else [built]:
-            renderer = FigureCanvasAgg(figure).get_renderer()
-            FigureCanvasAgg(figure).draw()
-            for axes in figure.findobj(Axes):
-                for table in axes.tables:
-                    for key, cell in table.get_celld().items():
-                        text = cell.get_text().get_window_extent(renderer)
-                        box = cell.get_window_extent(renderer)
-                        assert text.width <= box.width and text.height <= box.height + 1, (number, key)
+def test_table_cells_hold_their_text(report_figures: dict[str, Figure]) -> None:
+    for name, figure in report_figures.items():
+        renderer = drawn(figure).get_renderer()
+        for axes in figure.findobj(Axes):
+            for table in axes.tables:
+                for key, cell in table.get_celld().items():
+                    text = cell.get_text().get_window_extent(renderer)
+                    box = cell.get_window_extent(renderer)
+                    assert text.width <= box.width and text.height <= box.height + 1, (name, key)
 
 
 # --- plots a data scientist trusts ---
@@ -339,8 +359,7 @@ def test_table_cells_hold_their_text(overview) -> None:
 
 def clipped_markers(figure: Figure) -> list[str]:
     """Markers not drawn whole inside their axes: (axes title, point) for each."""
-    canvas = FigureCanvasAgg(figure)
-    canvas.draw()
+    canvas = drawn(figure)
     points_to_pixels = figure.dpi / 72
     found = []
     for axes in plot_axes(figure):
@@ -366,10 +385,8 @@ def clipped_markers(figure: Figure) -> list[str]:
 
 
 @pytest.mark.slow
-def test_no_marker_is_clipped_at_an_axis(overview) -> None:
-    problems = {
-        name: found for name, figure in dashboard_figures(overview).items() if (found := clipped_markers(figure))
-    }
+def test_no_marker_is_clipped_at_an_axis(dashboard_figures: dict[str, Figure]) -> None:
+    problems = {name: found for name, figure in dashboard_figures.items() if (found := clipped_markers(figure))}
     assert problems == {}
 
 
