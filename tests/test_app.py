@@ -702,10 +702,13 @@ def test_a_course_config_s_url_or_api_port_is_where_app_py_gunicorn_and_apicalls
             )
         try:
             wait_for_http(f"http://127.0.0.1:{port}/health", process, log_path)
-            calls = project.run("apicalls.py", config=config)
-            assert used in calls.stderr
-            report = (project.settings(config).output_model_path / API_RETURNS_NAME).read_text()
-            assert report.startswith(f"API calls to http://127.0.0.1:{port}/ at") and "FAILED" not in report
+            if name == "app.py":  # apicalls.py finds the port in the config alone, whichever server listens there
+                calls = project.run("apicalls.py", config=config)
+                assert used in calls.stderr
+                report = (project.settings(config).output_model_path / API_RETURNS_NAME).read_text()
+                assert report.startswith(f"API calls to http://127.0.0.1:{port}/ at") and "FAILED" not in report
+            else:
+                assert requests.get(f"http://127.0.0.1:{port}/scoring", timeout=30).status_code == 200
         finally:
             process.terminate()
             process.wait(timeout=20)
