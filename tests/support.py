@@ -235,6 +235,14 @@ def flipped_rows(path: Path, id_prefix: str) -> list[str]:
     return rows
 
 
+def gunicorn_command(port: int, workers: int) -> list[str]:
+    """gunicorn serving ``wsgi:app`` with the project's gunicorn.conf.py on a loopback ``port`` (the config comes
+    from $RISK_CONFIG)."""
+    config = str(REPO / "gunicorn.conf.py")
+    bind = f"127.0.0.1:{port}"
+    return [sys.executable, "-m", "gunicorn", "--config", config, "--bind", bind, "--workers", str(workers), "wsgi:app"]
+
+
 @contextlib.contextmanager
 def serve(
     project: Project,
@@ -255,20 +263,7 @@ def serve(
     config = config or project.config
     environment = {**inherited, "RISK_CONFIG": str(config), **(env or {})}
     if server == "gunicorn":
-        command = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--config",
-            str(REPO / "gunicorn.conf.py"),
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(workers),
-            "--chdir",
-            str(REPO),
-            "wsgi:app",
-        ]
+        command = [*gunicorn_command(port, workers), "--chdir", str(REPO)]  # options may follow the app
     else:
         command = [sys.executable, str(REPO / "app.py"), "--config", str(config), "--port", str(port)]
     log_path = project.root.parent / f"server-{port}.log"

@@ -36,7 +36,16 @@ from risk.predict import predict_frame
 from risk.schema import MAX_FIELDS, check_schema, parse_csv_text
 from risk.store import RecordsStore
 from risk.versions import CURRENT_LINK, VERSIONS_DIR
-from tests.support import AMBIENT_VARIABLES, COLUMNS, REPO, Project, free_port, in_process, wait_for_http
+from tests.support import (
+    AMBIENT_VARIABLES,
+    COLUMNS,
+    REPO,
+    Project,
+    free_port,
+    gunicorn_command,
+    in_process,
+    wait_for_http,
+)
 
 ONE_ROW = {"lastmonth_activity": 234, "lastyear_activity": 3, "number_of_employees": 10}
 TEST_CSV = "testdata/testdata.csv"
@@ -319,19 +328,7 @@ def test_the_pipelines_own_deploys_pass_the_checks_under_a_group_writable_umask(
 def unprivileged_gunicorn(project: Project, log_path: Path) -> Iterator[str]:
     """The real gunicorn serving ``project`` under :func:`unprivileged`; yields its base URL."""
     port = free_port()
-    command = [
-        *unprivileged(),
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--config",
-        str(REPO / "gunicorn.conf.py"),
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        "2",
-        "wsgi:app",
-    ]
+    command = [*unprivileged(), *gunicorn_command(port, workers=2)]
     with open(log_path, "w") as log_file:
         process = subprocess.Popen(
             command,
