@@ -64,7 +64,7 @@ def create_app(settings: Settings | str | os.PathLike[str] | None = None) -> Fla
         token=token,
     )
     log_access_mode(token, settings)
-    register_error_handlers(app)
+    register_error_handlers(app, settings, token)
     register_request_hooks(app)
     register_blueprints(app)
     warm_up(app)

@@ -47,13 +47,10 @@ def without_server_paths(text: str, settings: Settings) -> str:
     return ABSOLUTE_PATH.sub(shown, text)
 
 
-def for_client(message: str) -> str:
-    """A message as this request may see it: absolute server paths only for token holders (an open API shows
+def for_client(message: str, settings: Settings, token: str | None) -> str:
+    """A message as a request may see it: absolute server paths only on a token-protected API (an open API shows
     paths relative to the project, or by their last name)."""
-    from risk.api.state import api_state  # here: state's modules import this one
-
-    state = api_state()
-    return message if state.token is not None else without_server_paths(message, state.settings)
+    return message if token is not None else without_server_paths(message, settings)
 
 
 def error_response(status: int, message: str, **extra: object) -> Response:
@@ -63,12 +60,13 @@ def error_response(status: int, message: str, **extra: object) -> Response:
     return response
 
 
-def register_error_handlers(app: Flask) -> None:
-    """Turn every HTTP error into JSON; log unexpected exceptions and answer 500 without a traceback."""
+def register_error_handlers(app: Flask, settings: Settings, token: str | None) -> None:
+    """Turn every HTTP error into JSON; log unexpected exceptions and answer 500 without a traceback. Messages
+    about the server's state name its files as :func:`for_client` allows (``settings``, ``token``: the app's)."""
 
     @app.errorhandler(ApiError)
     def api_error(err: ApiError) -> Response:
-        return error_response(err.status, for_client(err.message) if err.about_server else err.message)
+        return error_response(err.status, for_client(err.message, settings, token) if err.about_server else err.message)
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(err: RequestEntityTooLarge) -> Response:
@@ -91,7 +89,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(StoreUnreadable)
     def store_unreadable(err: StoreUnreadable) -> Response:
         log.error("%s", err)
-        return error_response(503, for_client(str(err)))
+        return error_response(503, for_client(str(err), settings, token))
 
     @app.errorhandler(NotFound)
     def not_found(err: NotFound) -> Response:
