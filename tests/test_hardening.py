@@ -325,10 +325,11 @@ def test_the_pipelines_own_deploys_pass_the_checks_under_a_group_writable_umask(
 
 
 @contextlib.contextmanager
-def unprivileged_gunicorn(project: Project, log_path: Path) -> Iterator[str]:
-    """The real gunicorn serving ``project`` under :func:`unprivileged`; yields its base URL."""
+def unprivileged_gunicorn(project: Project, log_path: Path, workers: int = 2) -> Iterator[str]:
+    """The real gunicorn serving ``project`` under :func:`unprivileged` (two workers: their shared metrics need a
+    folder they can write); yields its base URL."""
     port = free_port()
-    command = [*unprivileged(), *gunicorn_command(port, workers=2)]
+    command = [*unprivileged(), *gunicorn_command(port, workers)]
     with open(log_path, "w") as log_file:
         process = subprocess.Popen(
             command,
@@ -385,7 +386,7 @@ def test_a_read_only_project_serves_every_get_and_no_get_creates_a_file(
 def test_metrics_and_scoring_answer_when_the_store_cannot_be_read(history_project: Project, tmp_path: Path) -> None:
     project = history_project.copy_to(tmp_path / "project")
     store = project.settings().records_db_path
-    with unprivileged_gunicorn(project, tmp_path / "gunicorn.log") as url:
+    with unprivileged_gunicorn(project, tmp_path / "gunicorn.log", workers=1) as url:
         assert requests.post(f"{url}/prediction", json=[ONE_ROW], timeout=30).status_code == 200
         os.chmod(store, 0)
         try:
