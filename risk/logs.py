@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -43,8 +44,25 @@ def log_file_handler(log_file: Path) -> logging.Handler:
         ) from None
 
 
+def log_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: object = None,
+    line: str | None = None,
+) -> None:
+    """``warnings.showwarning`` as one log line of logger ``py.warnings`` (where the warning came from, no source)."""
+    logging.getLogger("py.warnings").warning("%s:%d: %s: %s", filename, lineno, category.__name__, message)
+
+
 def setup_logging(log_file: Path | None = None, quiet: bool = False, verbose: bool = False) -> None:
-    """Log to stderr (notices, warnings and errors only when ``quiet``) and, when given, to ``log_file`` at INFO."""
+    """Log to stderr (notices, warnings and errors only when ``quiet``) and, when given, to ``log_file`` at INFO.
+
+    Python warnings (a library's deprecation or convergence warning) become log records too, so they reach the
+    log file and stderr as one line in the log's format instead of raw text on stderr alone.
+    """
+    warnings.showwarning = log_warning
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)

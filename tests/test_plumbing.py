@@ -38,6 +38,20 @@ def test_a_full_log_file_is_rotated_when_a_run_starts_and_backups_are_capped(tmp
     assert oldest.startswith(f"generation {generations - LOG_BACKUPS}\n")
 
 
+def test_a_library_warning_is_one_log_line_on_stderr_and_in_the_log_file(tmp_path: Path) -> None:
+    log = tmp_path / "run.log"
+    script = (
+        "import warnings; from pathlib import Path; from risk.logs import setup_logging; "
+        f"setup_logging(Path({str(log)!r}), quiet=True); warnings.warn('the solver did not converge')"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=True)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].endswith(
+        "WARNING py.warnings: <string>:1: UserWarning: the solver did not converge"
+    )
+    assert log.read_text().splitlines()[0].endswith("UserWarning: the solver did not converge")
+
+
 def test_help_is_laid_out_for_the_terminal_width(tmp_path: Path) -> None:
     narrow = subprocess.run(
         [sys.executable, str(REPO / "ingestion.py"), "--help"],
