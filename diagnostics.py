@@ -18,6 +18,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -115,11 +116,17 @@ def _scratch_config(settings: Settings, scratch: Path) -> Path:
 
 @contextlib.contextmanager
 def _silenced() -> Iterator[None]:
-    """No log records while a step is timed: the run has already said what that step does with these files."""
+    """No log records while a step is timed: the run has already said what that step does with these files.
+
+    Python's record of which warnings were shown is put back too, so a warning silenced here is not taken as
+    shown for the rest of the process. Steps run in this process and without a time limit: they are the steps
+    this run has just run on the same data.
+    """
     previous = logging.root.manager.disable
     logging.disable(logging.CRITICAL)
     try:
-        yield
+        with warnings.catch_warnings():
+            yield
     finally:
         logging.disable(previous)
 
@@ -129,8 +136,13 @@ def _time_step(step: str, run: Callable[[Settings], object], settings: Settings)
     try:
         with _silenced():
             run(settings)
-    except Exception as err:  # noqa: BLE001 - a step that fails is a diagnostic (None and a warning), not a crash
+    except UserFacingError as err:  # bad or missing data: the message says what and how to fix it
         log.warning("timing %s: the step failed on the scratch copy: %s", step, err)
+        return None
+    except Exception as err:  # any other failure is a diagnostic too (None, a warning and its traceback)
+        log.warning(
+            "timing %s: the step failed on the scratch copy: %s: %s", step, type(err).__name__, err, exc_info=True
+        )
         return None
     return round(time.perf_counter() - started, 4)
 

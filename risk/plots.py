@@ -66,6 +66,7 @@ def _time_axis(axes: Axes, times: Sequence[datetime], label: str = "time (UTC)")
     locator.intervald[mdates.SECONDLY] = [1, 5, 10, 15, 30, 60]
     locator.intervald[mdates.MINUTELY] = [1, 5, 10, 15, 30, 60]
     locator.intervald[mdates.HOURLY] = [1, 2, 3, 4, 6, 12, 24]
+    locator.intervald[mdates.MONTHLY] = [1, 2, 3, 4, 6, 12]
     formats = ["%Y", "%b", "%d", "%H:%M", "%H:%M", "%H:%M:%S"]
     axes.xaxis.set_major_locator(locator)
     axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, formats=formats))
