@@ -91,17 +91,21 @@ def url(api_project: Project) -> Iterator[str]:
         yield base
 
 
-@pytest.fixture(scope="module", params=["gunicorn", "flask"])
-def server_url(request: pytest.FixtureRequest, api_project: Project) -> Iterator[str]:
-    """The API served by gunicorn, then by ``python app.py`` (each test using it runs against both)."""
-    with serve(api_project, request.param, config=api_project.practice_config) as base:
-        yield base
-
-
 @pytest.fixture(scope="module")
 def gunicorn_url(api_project: Project) -> Iterator[str]:
     """gunicorn with two workers (the metrics add up across them)."""
     with serve(api_project, "gunicorn", workers=2, config=api_project.practice_config) as base:
+        yield base
+
+
+@pytest.fixture(scope="module", params=["gunicorn", "flask"])
+def server_url(request: pytest.FixtureRequest, api_project: Project) -> Iterator[str]:
+    """The API served by gunicorn (the module's one, see gunicorn_url), then by ``python app.py`` (each test
+    using it runs against both)."""
+    if request.param == "gunicorn":
+        yield request.getfixturevalue("gunicorn_url")
+        return
+    with serve(api_project, "flask", config=api_project.practice_config) as base:
         yield base
 
 
