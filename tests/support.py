@@ -266,11 +266,18 @@ def serve(
         command = [*gunicorn_command(port, workers), "--chdir", str(REPO)]  # options may follow the app
     else:
         command = [sys.executable, str(REPO / "app.py"), "--config", str(config), "--port", str(port)]
-    log_path = project.root.parent / f"server-{port}.log"
+    with running_server(
+        command, port, project.root.parent / f"server-{port}.log", project.root.parent, environment
+    ) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def running_server(command: list[str], port: int, log_path: Path, cwd: Path, env: dict[str, str]) -> Iterator[str]:
+    """Start ``command`` (a server listening on loopback ``port``, its output to ``log_path``), yield its base URL
+    once ``/health`` answers, and stop it afterwards (killed if it ignores SIGTERM for 15 s)."""
     with open(log_path, "w") as log_file:
-        process = subprocess.Popen(
-            command, cwd=project.root.parent, env=environment, stdout=log_file, stderr=subprocess.STDOUT, text=True
-        )
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for_http(f"{url}/health", process, log_path)

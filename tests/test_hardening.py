@@ -44,7 +44,7 @@ from tests.support import (
     free_port,
     gunicorn_command,
     in_process,
-    wait_for_http,
+    running_server,
 )
 
 ONE_ROW = {"lastmonth_activity": 234, "lastyear_activity": 3, "number_of_employees": 10}
@@ -330,25 +330,9 @@ def unprivileged_gunicorn(project: Project, log_path: Path, workers: int = 2) ->
     folder they can write); yields its base URL."""
     port = free_port()
     command = [*unprivileged(), *gunicorn_command(port, workers)]
-    with open(log_path, "w") as log_file:
-        process = subprocess.Popen(
-            command,
-            cwd=REPO,
-            env=clean_env(RISK_CONFIG=str(project.config), PYTHONDONTWRITEBYTECODE="1"),
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/health", process, log_path)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    env = clean_env(RISK_CONFIG=str(project.config), PYTHONDONTWRITEBYTECODE="1")
+    with running_server(command, port, log_path, REPO, env) as url:
+        yield url
 
 
 def every_file(root: Path) -> dict[str, tuple[int, int, int]]:
@@ -539,16 +523,7 @@ def test_the_servers_refuse_an_empty_token_with_one_clear_line(deployed_project:
             str(free_port()),
         ]
     else:
-        command = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            str(REPO / "gunicorn.conf.py"),
-            "--bind",
-            f"127.0.0.1:{free_port()}",
-            "wsgi:app",
-        ]
+        command = gunicorn_command(free_port(), workers=1)
     env = clean_env(RISK_CONFIG=str(deployed_project.config), RISK_API_TOKEN="")
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=30, cwd=REPO, env=env)
